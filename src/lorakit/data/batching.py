@@ -1,0 +1,44 @@
+"""Tokenise once, then batch by length so that almost no compute is spent on padding."""
+
+import random
+
+import torch
+
+
+def encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated, unpadded (padding happens per batch)."""
+    return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+
+
+def bucket_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, pool: int = 50) -> list[list[int]]:
+    """Every index exactly once, in batches of similar length, in a seeded random order.
+
+    Shuffle, cut into pools of ``pool`` batches, sort each pool by length, cut into batches,
+    shuffle the batches: batches stay random across epochs but pad to nearly their real length.
+    """
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    step = batch_size * pool
+    for start in range(0, len(order), step):
+        chunk = sorted(order[start:start + step], key=lengths.__getitem__)
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Batches in length order, for inference; callers restore the input order."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def collate(seqs: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        ids[row, :len(s)] = torch.tensor(s)
+        mask[row, :len(s)] = 1
+    return {"input_ids": ids, "attention_mask": mask}

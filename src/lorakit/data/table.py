@@ -1,0 +1,20 @@
+"""The in-memory form of a labelled dataset: parallel lists, with the source line of every row."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Table:
+    texts: list[str]
+    labels: list[str]
+    source: str
+    lines: list[int] = field(default_factory=list)  # 1-based line (or file) numbers, for error messages
+    test: "Table | None" = None                     # an official test split, where the dataset has one
+    skipped: int = 0                                # bad rows dropped with on_bad_rows: skip
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx: list[int]) -> "Table":
+        return Table([self.texts[i] for i in idx], [self.labels[i] for i in idx], self.source,
+                     [self.lines[i] for i in idx] if self.lines else [])

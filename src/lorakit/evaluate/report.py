@@ -1,0 +1,36 @@
+"""`lorakit eval`: score a run on one of its saved splits; write JSON and a confusion-matrix PNG."""
+
+import json
+from pathlib import Path
+
+from lorakit.data import read_split
+from lorakit.errors import RunError
+from lorakit.evaluate.metrics import classification_metrics
+from lorakit.evaluate.plots import confusion_matrix_png
+from lorakit.infer.predictor import load
+
+SPLITS = ("test", "val")
+
+
+def evaluate(run: str | Path, split: str = "test", batch_size: int = 128) -> dict:
+    run = Path(run)
+    if split not in SPLITS:
+        raise RunError(f"unknown split {split!r}", f"use one of: {', '.join(SPLITS)}")
+    path = run / "data" / f"{split}.jsonl"
+    if not path.is_file():
+        raise RunError(f"{run}: no saved {split} split ({path} missing)", "give a run folder written by lorakit train")
+    predictor = load(run, batch_size)
+    table = read_split(path)
+    unknown = set(table.labels) - set(predictor.labels)
+    if unknown:
+        raise RunError(f"{path}: labels {sorted(unknown)} are not the adapter's labels {predictor.labels}")
+    index = {name: i for i, name in enumerate(predictor.labels)}
+    y_pred = predictor.logits(table.texts).argmax(-1).tolist()
+    result = classification_metrics([index[label] for label in table.labels], y_pred, predictor.labels)
+    result["split"] = split
+    result["run"] = str(run)
+    (run / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
+    (run / "plots").mkdir(exist_ok=True)
+    confusion_matrix_png(result["confusion_matrix"], predictor.labels, run / "plots" / f"confusion_{split}.png",
+                         f"{run.name} — {split} (accuracy {result['accuracy']:.3f})")
+    return result

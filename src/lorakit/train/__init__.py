@@ -1,0 +1,1 @@
+"""Training: the loop, the model builder, the run folder."""

@@ -1,0 +1,67 @@
+"""Build the PEFT model: a base classifier from the store with LoRA-family adapters on it."""
+
+import logging
+import warnings
+
+import torch
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from lorakit.errors import ConfigError
+
+# Attention and feed-forward projections per architecture ('auto' target modules).
+TARGET_PRESETS = {
+    "bert": ["query", "key", "value", "dense"],
+    "roberta": ["query", "key", "value", "dense"],
+    "xlm-roberta": ["query", "key", "value", "dense"],
+    "electra": ["query", "key", "value", "dense"],
+    "distilbert": ["q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"],
+    "deberta-v2": ["query_proj", "key_proj", "value_proj", "dense"],
+}
+
+
+def quiet_transformers() -> None:
+    """The expected 'classifier newly initialised' report and load bars are noise for our users."""
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("peft").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
+def load_base(base_dir, label_names: list[str]):
+    quiet_transformers()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_dir,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+        dtype=torch.float32,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    return model, tokenizer
+
+
+def lora_config(lora, model_type: str) -> LoraConfig:
+    targets = lora.target_modules
+    if targets == "auto":
+        if model_type not in TARGET_PRESETS:
+            raise ConfigError(f"lora.target_modules: no 'auto' preset for model type {model_type!r}",
+                              "set lora.target_modules to a list of module names, or 'all-linear'")
+        targets = TARGET_PRESETS[model_type]
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,  # also saves the classifier head (modules_to_save)
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        use_rslora=lora.method == "rslora",
+        use_dora=lora.method == "dora",
+    )
+
+
+def add_adapter(model, lora) -> PeftModel:
+    try:
+        return get_peft_model(model, lora_config(lora, model.config.model_type))
+    except ValueError as e:  # PEFT's message for target modules absent from the model
+        raise ConfigError(f"lora.target_modules: {str(e).splitlines()[0]}") from None

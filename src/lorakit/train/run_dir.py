@@ -1,0 +1,69 @@
+"""The run folder: claim it, save the adapter into it atomically, write the model card."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from lorakit.errors import RunError
+
+
+def claim(run_dir: Path, overwrite: bool) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise RunError(f"run folder {run_dir} already exists",
+                           f"pass --overwrite to replace it, or name=NEW_NAME to keep it")
+        if not (run_dir / "config.yaml").is_file():
+            raise RunError(f"{run_dir} is not a lorakit run folder; refusing to overwrite it",
+                           "pick another name=... or out_dir=...")
+        shutil.rmtree(run_dir)
+    for sub in ("", "data", "plots", "tb"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def save_adapter(model, run_dir: Path, meta: dict, card: str) -> None:
+    """Write adapter/ next to the old one, then swap, so a crash never leaves half an adapter."""
+    final = run_dir / "adapter"
+    staging = run_dir / "adapter.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    (staging / "labels.json").write_text(json.dumps(meta["labels"], indent=2))
+    (staging / "lorakit.json").write_text(json.dumps(meta, indent=2))
+    (staging / "README.md").write_text(card)
+    if final.exists():
+        old = run_dir / "adapter.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, final)
+
+
+def model_card(cfg, meta: dict, val: dict, trainable: int, total: int) -> str:
+    labels = ", ".join(meta["labels"])
+    return f"""---
+library_name: peft
+base_model: {meta['base_path']}
+tags: [lorakit, {cfg.lora.method}, text-classification]
+---
+# {cfg.name}
+
+A {cfg.lora.method} adapter (r={cfg.lora.r}, alpha={cfg.lora.alpha}) for sequence classification,
+trained by lorakit on `{cfg.data.dataset}` over the base model `{cfg.base}`.
+
+- labels: {labels}
+- trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)
+- best epoch: {meta['epoch']} — validation accuracy {val['accuracy']:.4f}, macro-F1 {val['macro_f1']:.4f}
+
+Use it with lorakit:
+
+    lorakit predict {cfg.run_dir} "some text"
+
+or with plain PEFT (the classifier head is saved with the adapter):
+
+    from transformers import AutoModelForSequenceClassification
+    from peft import PeftModel
+    base = AutoModelForSequenceClassification.from_pretrained("{meta['base_path']}", num_labels={len(meta['labels'])})
+    model = PeftModel.from_pretrained(base, "{cfg.run_dir}/adapter")
+"""
