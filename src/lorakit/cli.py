@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lorakit.errors import LorakitError
+from lorakit.errors import LorakitError, TrainingInterrupted
 
 out = Console()
 err = Console(stderr=True)
@@ -56,7 +56,13 @@ def cmd_list(a) -> None:
 def cmd_train(a) -> None:
     from lorakit.train.loop import train
 
-    m = train(a.recipe, a.overrides, overwrite=a.overwrite, show_progress=not a.quiet)
+    if a.resume and (a.recipe or a.overrides):
+        raise LorakitError("--resume takes the run folder only", f"lorakit train --resume {a.resume}")
+    if not a.resume and not a.recipe:
+        raise LorakitError("no recipe given", "lorakit train recipes/tweets-sentiment.yaml, or --resume RUN")
+    m = train(a.recipe, a.overrides, resume=a.resume, overwrite=a.overwrite, show_progress=not a.quiet)
+    if not m:  # not the main process of a multi-process run
+        return
     if a.json:
         print(json.dumps(m))
         return
@@ -139,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("train", help="train an adapter: lorakit train RECIPE.yaml [key=value ...]")
-    s.add_argument("recipe", help="YAML recipe (see recipes/)")
+    s.add_argument("recipe", nargs="?", help="YAML recipe (see recipes/)")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.limit=2000 train.lr=5e-4")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    s.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_train)
@@ -167,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except TrainingInterrupted as e:
+        err.print(Text.assemble(("stopped: ", "bold yellow"), e.message, f" — next: {e.hint}"), soft_wrap=True)
+        return 130
     except LorakitError as e:
         line = Text.assemble(("error: ", "bold red"), e.message, (f" — next: {e.hint}" if e.hint else "", "dim"))
         err.print(line, highlight=False, soft_wrap=True)

@@ -46,8 +46,8 @@ class DataArgs(_Section):
 
 
 class LoraArgs(_Section):
-    method: Literal["lora", "rslora", "dora"] = "lora"
-    """Adapter method."""
+    method: Literal["lora", "rslora", "dora", "adalora"] = "lora"
+    """Adapter method: lora, rslora (alpha/sqrt(r) scaling), dora (weight-decomposed), adalora (adaptive ranks)."""
     r: int = Field(8, gt=0)
     """Rank of the update matrices."""
     alpha: float = Field(16, gt=0)
@@ -56,13 +56,23 @@ class LoraArgs(_Section):
     """Dropout on the adapter input."""
     target_modules: list[str] | Literal["auto", "all-linear"] = "auto"
     """Module names to adapt; 'auto' = the architecture's attention and feed-forward projections."""
+    adalora_init_r: int = Field(12, gt=0)
+    """AdaLoRA: starting rank of every module; ranks are then pruned towards an average of r."""
+    adalora_tinit: float = Field(0.1, ge=0, lt=1)
+    """AdaLoRA: share of steps before rank pruning starts."""
+    adalora_tfinal: float = Field(0.2, ge=0, lt=1)
+    """AdaLoRA: share of final steps with the rank pattern fixed."""
+    adalora_delta_t: int = Field(10, gt=0)
+    """AdaLoRA: steps between two rank reallocations."""
 
 
 class TrainArgs(_Section):
     epochs: int = Field(3, gt=0)
     """Passes over the training split."""
     batch_size: int = Field(32, gt=0)
-    """Examples per optimizer step."""
+    """Examples per optimizer step, over all processes (gradient accumulation makes up the difference)."""
+    micro_batch_size: int | None = Field(None, gt=0)
+    """Examples per forward pass in one process (default: batch_size / processes)."""
     lr: float = Field(1e-3, gt=0)
     """Peak learning rate (AdamW)."""
     weight_decay: float = Field(0.01, ge=0)
@@ -75,6 +85,10 @@ class TrainArgs(_Section):
     """Clip the gradient norm to this value (null: no clipping)."""
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     """Validation metric that selects the best epoch."""
+    early_stopping: int | None = Field(None, gt=0)
+    """Stop after this many epochs without a better validation metric (null: never)."""
+    checkpoint_every: int = Field(100, ge=0)
+    """Save a resumable checkpoint every this many steps (0: only at the end of each epoch)."""
     eval_batch_size: int = Field(128, gt=0)
     """Examples per forward pass in evaluation."""
     threads: int | None = Field(None, gt=0)

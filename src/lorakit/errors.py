@@ -34,3 +34,11 @@ class NotInstalledError(StoreError):
 
 class RunError(LorakitError):
     """A run folder is missing or incomplete."""
+
+
+class TrainingDiverged(LorakitError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingInterrupted(LorakitError):
+    """Ctrl-C during training: a checkpoint was saved; the run can be resumed."""

@@ -2,12 +2,19 @@
 
 recipe -> splits -> base + adapter -> epochs of length-bucketed batches -> validation each epoch
 -> the best epoch's adapter, metrics.json, TensorBoard events and a learning-curve plot in the run.
+
+Runs as one process, or as several under ``torchrun`` / ``accelerate launch`` (data parallel):
+every process builds the same model and the same global batches, trains on its own share of each
+batch, and gradients are averaged by accelerate's DDP. Process 0 alone writes to the run folder.
 """
 
+import hashlib
 import json
 import math
 import os
+import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -18,41 +25,89 @@ from transformers import get_scheduler
 from lorakit import data as datasets
 from lorakit.config import RunConfig, load_config, save_config
 from lorakit.data.batching import bucket_batches, collate, encode
-from lorakit.errors import LorakitError
+from lorakit.errors import ConfigError, LorakitError, TrainingDiverged, TrainingInterrupted
 from lorakit.evaluate.metrics import classification_metrics
 from lorakit.evaluate.plots import learning_curve_png
 from lorakit.infer.logits import batched_logits
 from lorakit.store import model_dir
-from lorakit.train import progress, run_dir as runs
+from lorakit.train import checkpoint, progress, run_dir as runs
+from lorakit.train.distributed import gather_objects, micro_batches, shard
 from lorakit.train.model import add_adapter, load_base
 
 LOG_EVERY = 10  # steps between TensorBoard loss points
 
 
-class TrainingDiverged(LorakitError):
-    pass
+def _fingerprint(texts: list[str], labels: list[str]) -> str:
+    h = hashlib.sha256()
+    for t, y in zip(texts, labels):
+        h.update(t.encode("utf-8", "surrogatepass") + b"\0" + y.encode() + b"\1")
+    return h.hexdigest()
+
+
+class _StopRequest:
+    """First Ctrl-C asks the loop to stop at the next step boundary (and save); a second one kills."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self.previous = None
+        return self
+
+    def _handle(self, *_):
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def train(recipe: str | Path | None = None, overrides: list[str] | dict | None = None, *,
-          config: RunConfig | None = None, overwrite: bool = False, show_progress: bool = True) -> dict:
-    """Train an adapter as the recipe says; returns the run's metrics (also in RUN/metrics.json)."""
-    cfg = config or load_config(recipe, overrides)
+          config: RunConfig | None = None, resume: str | Path | None = None, overwrite: bool = False,
+          show_progress: bool = True) -> dict:
+    """Train an adapter as the recipe says (or continue ``resume``); returns the run's metrics."""
+    accelerator = Accelerator()
+    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+    state = None
+    if resume is not None:
+        run = Path(resume)
+        state = checkpoint.load(run)
+        cfg = load_config(run / "config.yaml")
+    else:
+        cfg = config or load_config(recipe, overrides)
+        run = cfg.run_dir
     tc = cfg.train
     base_dir = model_dir(cfg.base)  # fail early, before any data work, if the base is missing
     splits = datasets.prepare(cfg.data)
-    run = cfg.run_dir
-    runs.claim(run, overwrite)
-    save_config(cfg, run / "config.yaml")
-    datasets.write_split(splits.val, run / "data" / "val.jsonl")
-    datasets.write_split(splits.test, run / "data" / "test.jsonl")
+    fingerprint = _fingerprint(splits.train.texts, splits.train.labels)
+    if state is not None and state["extra"]["train_fingerprint"] != fingerprint:
+        raise LorakitError(f"{run}: the training data changed since the checkpoint was written",
+                           "restore the data, or start a new run")
+    if state is None and main:
+        runs.claim(run, overwrite)
+        save_config(cfg, run / "config.yaml")
+        datasets.write_split(splits.val, run / "data" / "val.jsonl")
+        datasets.write_split(splits.test, run / "data" / "test.jsonl")
 
-    torch.set_num_threads(tc.threads or os.cpu_count())
-    torch.manual_seed(tc.seed)  # classifier head and adapter initialisation, dropout
-    accelerator = Accelerator()
+    # Global batch = batch_size examples per optimizer step, whatever the number of processes.
+    micro = tc.micro_batch_size or math.ceil(tc.batch_size / world)
+    if micro * world > tc.batch_size:
+        raise ConfigError(f"train.micro_batch_size={micro} x {world} processes exceeds train.batch_size={tc.batch_size}",
+                          "lower train.micro_batch_size or raise train.batch_size")
+    steps_per_epoch = math.ceil(len(splits.train) / tc.batch_size)
+    total_steps = steps_per_epoch * tc.epochs
+
+    torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // world))
+    torch.manual_seed(tc.seed)  # classifier head and adapter initialisation: identical on every process
     model, tokenizer = load_base(base_dir, splits.label_names)
-    model = add_adapter(model, cfg.lora)
+    model = add_adapter(model, cfg.lora, total_steps)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
+    torch.manual_seed(tc.seed + rank)  # dropout: its own stream per process
 
     # Tokenise once; batches are padded per batch to their own longest text.
     train_seqs = encode(tokenizer, splits.train.texts, cfg.data.max_length)
@@ -65,75 +120,153 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     # Only adapter (and head) weights get gradients and optimizer state.
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=tc.lr, weight_decay=tc.weight_decay)
-    steps_per_epoch = math.ceil(len(train_seqs) / tc.batch_size)
-    total_steps = steps_per_epoch * tc.epochs
     scheduler = get_scheduler("constant_with_warmup" if tc.scheduler == "constant" else tc.scheduler, optimizer,
                               num_warmup_steps=round(tc.warmup_ratio * total_steps), num_training_steps=total_steps)
+    adalora = cfg.lora.method == "adalora"
+    p = {"epoch": 1, "pos": 0, "step": 0, "seen": 0, "loss_sum": 0.0, "epoch_seconds": 0.0, "tokens_real": 0,
+         "tokens_padded": 0, "history": [], "best": None, "bad_epochs": 0, "loss_curve": []}
+    if state is not None:
+        checkpoint.restore(state, model, optimizer, scheduler)
+        p = state["progress"]
+        if adalora:
+            _restore_adalora(model, state["extra"]["adalora"])
     model, optimizer = accelerator.prepare(model, optimizer)
+    peft_model = accelerator.unwrap_model(model)
     device = accelerator.device
 
-    writer = SummaryWriter(str(run / "tb"))
-    history, best, step = [], None, 0
-    bar = progress.TrainProgress(total_steps, enabled=show_progress)
-    with bar:
-        for epoch in range(1, tc.epochs + 1):
+    def save_checkpoint(rng: torch.Tensor) -> None:
+        if main:
+            extra = {"train_fingerprint": fingerprint}
+            if adalora:
+                extra["adalora"] = _adalora_state(peft_model)
+            checkpoint.save(run, peft_model, optimizer, scheduler, p, rng, extra)
+
+    writer = SummaryWriter(str(run / "tb")) if main else None
+    bar = progress.TrainProgress(total_steps, enabled=show_progress and main, completed=p["step"])
+    with bar, _StopRequest() as stop:
+        while p["epoch"] <= tc.epochs:
+            epoch = p["epoch"]
+            batches = bucket_batches(lengths, tc.batch_size, tc.seed, epoch)
             model.train()
-            started, seen, loss_sum, loss_curve = time.perf_counter(), 0, 0.0, []
-            for idx in bucket_batches(lengths, tc.batch_size, tc.seed, epoch):
-                batch = {k: v.to(device) for k, v in collate([train_seqs[i] for i in idx], pad_id).items()}
-                loss = model(**batch, labels=train_y[idx].to(device)).loss
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {loss.item()} at step {step + 1} (epoch {epoch})",
-                                           "lower train.lr, or set train.max_grad_norm; the best adapter so far is kept")
-                accelerator.backward(loss)
+            started = time.perf_counter() - p["epoch_seconds"]
+            while p["pos"] < len(batches):
+                batch = batches[p["pos"]]
+                rng = torch.get_rng_state()  # a checkpoint taken now replays this step exactly
+                # This process's share, in micro-batches; gradients sync once, on the last one. A final
+                # batch smaller than the process count leaves some shares empty: those processes run one
+                # pass with weight 0, only to join the gradient sync.
+                share = shard(batch, rank, world)
+                mine = micro_batches(share, micro) or [batch[:1]]
+                step_loss = torch.zeros((), device=device)
+                for i, idx in enumerate(mine):
+                    # Weighted so that the gradient, after DDP averages it over processes, is the mean over
+                    # the whole global batch, however it was split.
+                    weight = len(idx) / len(batch) * world if share else 0.0
+                    inputs = {k: v.to(device) for k, v in collate([train_seqs[j] for j in idx], pad_id).items()}
+                    with accelerator.no_sync(model) if i < len(mine) - 1 else nullcontext():
+                        loss = model(**inputs, labels=train_y[idx].to(device)).loss
+                        if not torch.isfinite(loss):
+                            raise TrainingDiverged(
+                                f"loss became {loss.item()} at step {p['step'] + 1} (epoch {epoch})",
+                                "lower train.lr or set train.max_grad_norm; the last checkpoint and best adapter are kept")
+                        accelerator.backward(loss * weight)
+                    step_loss += loss.detach() * weight / world
+                step_loss = (accelerator.reduce(step_loss, "sum") if world > 1 else step_loss).item()
                 if tc.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
+                if adalora:  # prune and reallocate ranks from the fresh gradients (before zero_grad)
+                    peft_model.base_model.update_and_allocate(p["step"] + 1)
                 optimizer.zero_grad(set_to_none=True)
 
-                step += 1
-                seen += len(idx)
-                loss_value = loss.item()
-                loss_sum += loss_value * len(idx)
-                rate = seen / (time.perf_counter() - started)
-                if step % LOG_EVERY == 0 or step == total_steps:
-                    writer.add_scalar("train/loss", loss_value, step)
-                    writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-                    writer.add_scalar("train/samples_per_s", rate, step)
-                    loss_curve.append((step, loss_value))
-                bar.update(epoch, loss_value, rate)
-            train_time = time.perf_counter() - started
+                p["step"] += 1
+                p["pos"] += 1
+                p["seen"] += len(batch)
+                p["loss_sum"] += step_loss * len(batch)
+                p["tokens_real"] += sum(lengths[j] for j in batch)
+                p["tokens_padded"] += sum(len(idx) * max(lengths[j] for j in idx)
+                                          for idx in micro_batches(batch, micro))
+                p["epoch_seconds"] = time.perf_counter() - started
+                rate = p["seen"] / p["epoch_seconds"]
+                if main and (p["step"] % LOG_EVERY == 0 or p["step"] == total_steps):
+                    writer.add_scalar("train/loss", step_loss, p["step"])
+                    writer.add_scalar("train/lr", scheduler.get_last_lr()[0], p["step"])
+                    writer.add_scalar("train/samples_per_s", rate, p["step"])
+                    p["loss_curve"].append((p["step"], step_loss))
+                bar.update(epoch, step_loss, rate)
+                if stop.requested:
+                    save_checkpoint(torch.get_rng_state())
+                    raise TrainingInterrupted(f"stopped at step {p['step']} of {total_steps}; checkpoint saved",
+                                              f"continue with: lorakit train --resume {run}")
+                if tc.checkpoint_every and p["step"] % tc.checkpoint_every == 0 and p["pos"] < len(batches):
+                    save_checkpoint(torch.get_rng_state())
 
             # Validation on the held-out split; the best epoch's adapter is what the run keeps.
-            logits = batched_logits(model, val_seqs, pad_id, tc.eval_batch_size, device)
-            val = classification_metrics(val_y, logits.argmax(-1).tolist(), splits.label_names)
-            for key in ("accuracy", "macro_f1"):
-                writer.add_scalar(f"val/{key}", val[key], step)
-            history.append({"epoch": epoch, "step": step, "train_loss": loss_sum / seen,
-                            "train_samples_per_s": seen / train_time, "train_seconds": train_time,
-                            "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"], "loss_curve": loss_curve})
+            logits = batched_logits(model, val_seqs[rank::world], pad_id, tc.eval_batch_size, device)
+            shares = gather_objects(logits.argmax(-1).tolist(), world)
+            y_pred = [shares[i % world][i // world] for i in range(len(val_seqs))]
+            val = classification_metrics(val_y, y_pred, splits.label_names)
+            p["history"].append({
+                "epoch": epoch, "step": p["step"], "train_loss": p["loss_sum"] / p["seen"],
+                "train_samples_per_s": p["seen"] / p["epoch_seconds"], "train_seconds": p["epoch_seconds"],
+                "tokens_real": p["tokens_real"], "tokens_padded": p["tokens_padded"],
+                "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"], "loss_curve": p["loss_curve"],
+            })
             bar.epoch_done(epoch, val[tc.metric], tc.metric)
-            if best is None or val[tc.metric] > best["val"][tc.metric]:
-                best = {"epoch": epoch, "val": val}
-                meta = {"labels": splits.label_names, "base": cfg.base, "base_path": str(base_dir),
-                        "max_length": cfg.data.max_length, "method": cfg.lora.method, "epoch": epoch,
-                        "task": "sequence-classification"}
-                runs.save_adapter(accelerator.unwrap_model(model), run, meta,
-                                  runs.model_card(cfg, meta, val, trainable, total))
+            if main:
+                for key in ("accuracy", "macro_f1"):
+                    writer.add_scalar(f"val/{key}", val[key], p["step"])
+            if p["best"] is None or val[tc.metric] > p["best"]["val"][tc.metric]:
+                p["best"] = {"epoch": epoch, "val": {k: val[k] for k in ("accuracy", "macro_f1", "per_class")}}
+                p["bad_epochs"] = 0
+                if main:
+                    meta = {"labels": splits.label_names, "base": cfg.base, "base_path": str(base_dir),
+                            "max_length": cfg.data.max_length, "method": cfg.lora.method, "epoch": epoch,
+                            "task": "sequence-classification"}
+                    runs.save_adapter(peft_model, run, meta, runs.model_card(cfg, meta, val, trainable, total))
+            else:
+                p["bad_epochs"] += 1
+            stopping = tc.early_stopping is not None and p["bad_epochs"] >= tc.early_stopping
+            p.update(epoch=epoch + 1, pos=0, seen=0, loss_sum=0.0, epoch_seconds=0.0, tokens_real=0,
+                     tokens_padded=0, loss_curve=[])
+            save_checkpoint(torch.get_rng_state())
+            if stopping:
+                break
+    accelerator.wait_for_everyone()
+    if not main:
+        return {}
     writer.close()
 
+    history = p["history"]
     metrics = {
         "run": str(run),
-        "best_epoch": best["epoch"],
-        "best_val": {k: best["val"][k] for k in ("accuracy", "macro_f1", "per_class")},
+        "best_epoch": p["best"]["epoch"],
+        "best_val": p["best"]["val"],
         "selection_metric": tc.metric,
+        "stopped_early": len(history) < tc.epochs,
         "history": [{k: v for k, v in h.items() if k != "loss_curve"} for h in history],
         "examples": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
                      "skipped_bad_rows": splits.skipped},
+        "tokens": {"train_real": sum(h["tokens_real"] for h in history),
+                   "train_padded": sum(h["tokens_padded"] for h in history)},
         "labels": splits.label_names,
         "parameters": {"trainable": trainable, "total": total, "trainable_percent": 100 * trainable / total},
+        "processes": world,
     }
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
     learning_curve_png(history, run / "plots" / "learning_curve.png", tc.metric)
     return metrics
+
+
+def _adalora_state(peft_model) -> dict:
+    alloc = peft_model.base_model.rankallocator
+    cfg = peft_model.peft_config[peft_model.active_adapter]
+    return {"ipt": dict(alloc.ipt), "exp_avg_ipt": dict(alloc.exp_avg_ipt), "exp_avg_unc": dict(alloc.exp_avg_unc),
+            "rank_pattern": cfg.rank_pattern}
+
+
+def _restore_adalora(peft_model, saved: dict) -> None:
+    alloc = peft_model.base_model.rankallocator
+    alloc.ipt, alloc.exp_avg_ipt, alloc.exp_avg_unc = saved["ipt"], saved["exp_avg_ipt"], saved["exp_avg_unc"]
+    peft_model.peft_config[peft_model.active_adapter].rank_pattern = saved["rank_pattern"]

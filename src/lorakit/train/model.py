@@ -4,7 +4,7 @@ import logging
 import warnings
 
 import torch
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from peft import AdaLoraConfig, LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -42,13 +42,27 @@ def load_base(base_dir, label_names: list[str]):
     return model, tokenizer
 
 
-def lora_config(lora, model_type: str) -> LoraConfig:
+def lora_config(lora, model_type: str, total_steps: int) -> LoraConfig:
     targets = lora.target_modules
     if targets == "auto":
         if model_type not in TARGET_PRESETS:
             raise ConfigError(f"lora.target_modules: no 'auto' preset for model type {model_type!r}",
                               "set lora.target_modules to a list of module names, or 'all-linear'")
         targets = TARGET_PRESETS[model_type]
+    if lora.method == "adalora":
+        # Rank pruning runs between tinit and total - tfinal; PEFT needs the step count up front.
+        return AdaLoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            init_r=max(lora.adalora_init_r, lora.r),
+            target_r=lora.r,
+            tinit=int(lora.adalora_tinit * total_steps),
+            tfinal=int(lora.adalora_tfinal * total_steps),
+            deltaT=lora.adalora_delta_t,
+            total_step=total_steps,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=targets,
+        )
     return LoraConfig(
         task_type=TaskType.SEQ_CLS,  # also saves the classifier head (modules_to_save)
         r=lora.r,
@@ -60,8 +74,11 @@ def lora_config(lora, model_type: str) -> LoraConfig:
     )
 
 
-def add_adapter(model, lora) -> PeftModel:
+def add_adapter(model, lora, total_steps: int) -> PeftModel:
+    if lora.method == "adalora" and lora.adalora_tinit + lora.adalora_tfinal >= 1:
+        raise ConfigError("lora.adalora_tinit + lora.adalora_tfinal must be < 1, "
+                          f"got {lora.adalora_tinit} + {lora.adalora_tfinal}")
     try:
-        return get_peft_model(model, lora_config(lora, model.config.model_type))
+        return get_peft_model(model, lora_config(lora, model.config.model_type, total_steps))
     except ValueError as e:  # PEFT's message for target modules absent from the model
         raise ConfigError(f"lora.target_modules: {str(e).splitlines()[0]}") from None

@@ -5,7 +5,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 
 class TrainProgress:
-    def __init__(self, total_steps: int, enabled: bool = True):
+    def __init__(self, total_steps: int, enabled: bool = True, completed: int = 0):
         self.console = Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
@@ -20,7 +20,8 @@ class TrainProgress:
             disable=not enabled,
         )
         self.enabled = enabled
-        self.task = self.progress.add_task("train", total=total_steps, epoch=1, loss=float("nan"), rate=0.0)
+        self.task = self.progress.add_task("train", total=total_steps, completed=completed, epoch=1,
+                                          loss=float("nan"), rate=0.0)
 
     def __enter__(self):
         self.progress.__enter__()

@@ -1,0 +1,63 @@
+"""Shared by the benchmarks: the machine description and result writing."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    import torch
+
+    flags = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1]
+                break
+    except OSError:
+        pass
+    interesting = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma"]
+    return {
+        "cores": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_flags": [f for f in interesting if f in flags.split()],
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def matmul_gflops(threads: int, n: int = 1024, repeat: int = 20) -> float:
+    """fp32 n×n matmul throughput: the machine's practical peak for dense work."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
+
+
+def run_json(cmd: list[str], env: dict | None = None) -> dict:
+    """Run a side in its own process (own peak RSS) and read the JSON line it prints last."""
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:3])} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_result(name: str, result: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    result = {"benchmark": name, "command": " ".join([Path(sys.executable).name, *sys.argv]),
+              "date": time.strftime("%Y-%m-%d"), "machine": machine(), **result}
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
