@@ -26,7 +26,7 @@ def _isolated(tmp_path, monkeypatch):
     torch.set_num_threads(1)
 
 
-def make_tiny_model(path: Path, seed: int = 0) -> Path:
+def make_tiny_model(path: Path, seed: int = 0, dropout: float = 0.1) -> Path:
     """A random 2-layer BERT (hidden 32) with its tokenizer, saved as safetensors."""
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
@@ -36,7 +36,8 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
     BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True).save_pretrained(path)
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)
+                     intermediate_size=64, max_position_embeddings=64,
+                     hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     BertForSequenceClassification(cfg).bert.save_pretrained(path)  # a base model: no classifier head
     return path
 
@@ -44,6 +45,12 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_no_dropout(tmp_path_factory) -> Path:
+    """The tiny model without dropout: for runs that must match exactly however batches are split."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-bert-nodrop", dropout=0.0)
 
 
 def synthetic_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:

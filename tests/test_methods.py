@@ -1,0 +1,57 @@
+"""LoRA-family methods beyond plain LoRA: AdaLoRA rank reallocation, all-linear targets."""
+
+import json
+
+from lorakit.evaluate.report import evaluate
+from lorakit.train.loop import train
+
+from conftest import tiny_overrides
+
+
+def test_adalora_reallocates_ranks_and_reloads(tmp_path, tiny_csv, tiny_model_dir):
+    m = train(overrides=tiny_overrides(tmp_path, tiny_csv, tiny_model_dir, **{
+        "lora.method": "adalora", "lora.r": 2, "lora.adalora_init_r": 6, "lora.adalora_tinit": 0.1,
+        "lora.adalora_tfinal": 0.2, "lora.adalora_delta_t": 2, "train.epochs": 3, "train.lr": 0.02,
+    }), show_progress=False)
+    cfg = json.loads((tmp_path / "tiny/adapter/adapter_config.json").read_text())
+    assert cfg["peft_type"] == "ADALORA" and cfg["init_r"] == 6 and cfg["target_r"] == 2
+    pattern = cfg["rank_pattern"]
+    assert pattern, "no rank pattern saved"
+    ranks = [sum(mask) for mask in pattern.values()]
+    # Ranks were pruned from 6 (the budget shrinks towards an average of 2), and unevenly: the
+    # budget moved between modules.
+    assert sum(ranks) < 6 * len(ranks) and len(set(ranks)) > 1
+    # The reloaded adapter (rank pattern applied) reproduces the validation score of the best epoch.
+    val = evaluate(tmp_path / "tiny", "val")
+    assert val["accuracy"] == m["best_val"]["accuracy"] and val["macro_f1"] == m["best_val"]["macro_f1"]
+
+
+def test_all_linear_targets(tmp_path, tiny_csv, tiny_model_dir):
+    train(overrides=tiny_overrides(tmp_path, tiny_csv, tiny_model_dir,
+                                   **{"lora.target_modules": "all-linear", "train.epochs": 1}), show_progress=False)
+    cfg = json.loads((tmp_path / "tiny/adapter/adapter_config.json").read_text())
+    leaves = {name.rsplit(".", 1)[-1] for name in cfg["target_modules"]}
+    assert {"query", "key", "value", "dense"} <= leaves and "classifier" not in leaves
+
+
+def test_early_stopping_and_accumulation(tmp_path, tiny_csv, tiny_model_dir):
+    m = train(overrides=tiny_overrides(tmp_path, tiny_csv, tiny_model_dir, **{
+        "train.epochs": 8, "train.early_stopping": 1, "train.lr": 1e-6, "train.micro_batch_size": 4,
+        "train.batch_size": 16, "train.scheduler": "cosine"}), show_progress=False)
+    # At lr 1e-6 nothing improves after epoch 1, so epoch 2 is the one bad epoch allowed.
+    assert m["stopped_early"] and len(m["history"]) == 2
+    assert m["history"][0]["step"] == 27  # 432 training examples / 16 per optimizer step, in micro-batches of 4
+
+
+def test_gradient_accumulation_equals_the_full_batch(tmp_path, tiny_csv, tiny_model_no_dropout):
+    import torch
+    from safetensors.torch import load_file
+
+    weights = []
+    for micro in (16, 5):  # 5 does not divide 16: uneven micro-batches must still weigh examples equally
+        o = tiny_overrides(tmp_path / f"m{micro}", tiny_csv, tiny_model_no_dropout, **{
+            "train.epochs": 1, "train.batch_size": 16, "train.micro_batch_size": micro, "lora.dropout": 0.0})
+        train(overrides=o, show_progress=False)
+        weights.append(load_file(tmp_path / f"m{micro}/tiny/adapter/adapter_model.safetensors"))
+    for k in weights[0]:
+        torch.testing.assert_close(weights[0][k], weights[1][k], atol=2e-5, rtol=1e-4)
