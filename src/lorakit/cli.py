@@ -54,12 +54,21 @@ def cmd_list(a) -> None:
 
 
 def cmd_train(a) -> None:
+    from lorakit.train import launch
     from lorakit.train.loop import train
 
     if a.resume and (a.recipe or a.overrides):
         raise LorakitError("--resume takes the run folder only", f"lorakit train --resume {a.resume}")
     if not a.resume and not a.recipe:
         raise LorakitError("no recipe given", "lorakit train recipes/tweets-sentiment.yaml, or --resume RUN")
+    if (a.nproc > 1 or a.nnodes) and not launch.in_launched_process():
+        from lorakit.config import load_config
+
+        run = a.resume or load_config(a.recipe, a.overrides).run_dir  # also validates before starting N processes
+        argv = [x for x in (a.recipe, *a.overrides) if x] + (["--resume", a.resume] if a.resume else [])
+        argv += [flag for flag, on in (("--overwrite", a.overwrite), ("--quiet", a.quiet), ("--json", a.json)) if on]
+        launch.launch(argv, a.nproc, a.nnodes, a.node_rank, a.rdzv_endpoint, run_hint=str(run))
+        return
     m = train(a.recipe, a.overrides, resume=a.resume, overwrite=a.overwrite, show_progress=not a.quiet)
     if not m:  # not the main process of a multi-process run
         return
@@ -149,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.limit=2000 train.lr=5e-4")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
     s.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
+    s.add_argument("--nproc", type=int, default=1, metavar="N", help="data-parallel processes on this machine (torchrun)")
+    s.add_argument("--nnodes", metavar="N", help="machines in a multi-node run (torchrun --nnodes)")
+    s.add_argument("--node-rank", type=int, metavar="I", help="this machine's index without a rendezvous endpoint")
+    s.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="rendezvous of a multi-node run (torchrun c10d)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_train)

@@ -91,6 +91,8 @@ class TrainArgs(_Section):
     """Save a resumable checkpoint every this many steps (0: only at the end of each epoch)."""
     eval_batch_size: int = Field(128, gt=0)
     """Examples per forward pass in evaluation."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Mixed precision on GPUs (auto: bf16 where supported); CPUs always train in fp32, which is faster there."""
     threads: int | None = Field(None, gt=0)
     """CPU threads for torch (default: all cores)."""
     seed: int = 0

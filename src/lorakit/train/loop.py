@@ -15,10 +15,12 @@ import os
 import signal
 import time
 from contextlib import nullcontext
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import InitProcessGroupKwargs
 from torch.utils.tensorboard import SummaryWriter
 from transformers import get_scheduler
 
@@ -57,6 +59,13 @@ class _StopRequest:
             self.previous = None
         return self
 
+    def requested_everywhere(self, accelerator) -> bool:
+        """All processes must stop at the same step, or the others would wait in a collective."""
+        if accelerator.num_processes == 1:
+            return self.requested
+        flag = torch.tensor(float(self.requested), device=accelerator.device)
+        return bool(accelerator.reduce(flag, "sum").item() > 0)
+
     def _handle(self, *_):
         self.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -70,8 +79,6 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
           config: RunConfig | None = None, resume: str | Path | None = None, overwrite: bool = False,
           show_progress: bool = True) -> dict:
     """Train an adapter as the recipe says (or continue ``resume``); returns the run's metrics."""
-    accelerator = Accelerator()
-    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     state = None
     if resume is not None:
         run = Path(resume)
@@ -81,6 +88,8 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
         cfg = config or load_config(recipe, overrides)
         run = cfg.run_dir
     tc = cfg.train
+    accelerator = make_accelerator(tc.precision)
+    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     base_dir = model_dir(cfg.base)  # fail early, before any data work, if the base is missing
     splits = datasets.prepare(cfg.data)
     fingerprint = _fingerprint(splits.train.texts, splits.train.labels)
@@ -195,7 +204,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                     writer.add_scalar("train/samples_per_s", rate, p["step"])
                     p["loss_curve"].append((p["step"], step_loss))
                 bar.update(epoch, step_loss, rate)
-                if stop.requested:
+                if stop.requested_everywhere(accelerator):
                     save_checkpoint(torch.get_rng_state())
                     raise TrainingInterrupted(f"stopped at step {p['step']} of {total_steps}; checkpoint saved",
                                               f"continue with: lorakit train --resume {run}")
@@ -257,6 +266,20 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
     learning_curve_png(history, run / "plots" / "learning_curve.png", tc.metric)
     return metrics
+
+
+def make_accelerator(precision: str) -> Accelerator:
+    """One process, or one of several started by torchrun / accelerate launch (gloo on CPUs, NCCL on GPUs)."""
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if not cuda:
+        precision = "fp32"
+    multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # A rank that dies must not leave the others waiting for half an hour in a collective.
+    timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=int(os.environ.get("LORAKIT_DIST_TIMEOUT", "120"))))
+    return Accelerator(cpu=multi_process and not cuda, mixed_precision="no" if precision == "fp32" else precision,
+                       kwargs_handlers=[timeout])
 
 
 def _adalora_state(peft_model) -> dict:

@@ -1,0 +1,92 @@
+"""Data-parallel training through torchrun on CPU (gloo): same result as one process, clean failures."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lorakit.data.batching import bucket_batches
+from lorakit.train.distributed import micro_batches, shard
+from lorakit.train.loop import train
+
+from conftest import tiny_overrides
+
+EXTRA = {"train.epochs": 2, "train.batch_size": 16, "lora.dropout": 0.0, "train.checkpoint_every": 5}
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_every_example_once_per_epoch_across_processes(world):
+    lengths = [(i * 37) % 101 + 1 for i in range(1001)]
+    seen = []
+    for batch in bucket_batches(lengths, 32, seed=0, epoch=1):
+        shares = [shard(batch, r, world) for r in range(world)]
+        assert sorted(i for s in shares for i in s) == sorted(batch)
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1  # balanced
+        for s in shares:
+            assert [i for m in micro_batches(s, 5) for i in m] == s
+        seen += batch
+    assert sorted(seen) == list(range(1001))
+
+
+def _cli(tmp_path, csv, model, name, *extra):
+    args = [f"{k}={v}" for k, v in tiny_overrides(tmp_path / "runs", csv, model, name=name, **EXTRA).items()]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("{}\n")
+    return [sys.executable, "-m", "lorakit", "train", str(recipe), *args, "--quiet", *extra]
+
+
+@pytest.fixture
+def one_process(tmp_path, tiny_csv, tiny_model_no_dropout):
+    train(overrides=tiny_overrides(tmp_path / "runs", tiny_csv, tiny_model_no_dropout, name="one", **EXTRA),
+          show_progress=False)
+    return tmp_path / "runs" / "one"
+
+
+def _close(a, b, atol=2e-4):
+    wa, wb = (load_file(r / "adapter/adapter_model.safetensors") for r in (a, b))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], atol=atol, rtol=1e-3)
+
+
+def test_two_processes_match_one(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
+    r = subprocess.run(_cli(tmp_path, tiny_csv, tiny_model_no_dropout, "two", "--nproc", "2"),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    two = tmp_path / "runs" / "two"
+    assert r.stdout.count("best epoch") == 1  # only process 0 reports and writes
+    _close(one_process, two)
+    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (one_process, two))
+    assert m2["processes"] == 2 and m1["processes"] == 1
+    assert m1["tokens"] == m2["tokens"]  # the same examples, each once per epoch
+    assert [h["step"] for h in m1["history"]] == [h["step"] for h in m2["history"]]
+
+
+def test_a_dead_process_stops_the_run_and_resume_finishes_it(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
+    proc = subprocess.Popen(_cli(tmp_path, tiny_csv, tiny_model_no_dropout, "two", "--nproc", "2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "runs" / "two"
+    deadline = time.time() + 300
+    while not (run / "checkpoint" / "state.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+    workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+               if p.environ().get("LOCAL_RANK") == "1"]
+    assert workers, "no worker with LOCAL_RANK=1"
+    workers[0].kill()
+    killed = time.time()
+    out, err = proc.communicate(timeout=120)
+    assert time.time() - killed < 60  # the other process does not hang in a collective
+    assert proc.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: training stopped: a process of the 2-process run failed")
+    assert f"lorakit train --resume {run}" in last
+    # Resume with a different process count (1) completes the run to the same adapter.
+    train(resume=run, show_progress=False)
+    _close(one_process, run)
