@@ -12,7 +12,7 @@ from lorakit.infer.predictor import load
 SPLITS = ("test", "val")
 
 
-def evaluate(run: str | Path, split: str = "test", batch_size: int = 128) -> dict:
+def evaluate(run: str | Path, split: str = "test", batch_size: int = 128, with_baselines: bool = False) -> dict:
     run = Path(run)
     if split not in SPLITS:
         raise RunError(f"unknown split {split!r}", f"use one of: {', '.join(SPLITS)}")
@@ -29,8 +29,23 @@ def evaluate(run: str | Path, split: str = "test", batch_size: int = 128) -> dic
     result = classification_metrics([index[label] for label in table.labels], y_pred, predictor.labels)
     result["split"] = split
     result["run"] = str(run)
+    if with_baselines:
+        result["baselines"] = _baselines(run, table, predictor.labels)
     (run / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
     (run / "plots").mkdir(exist_ok=True)
     confusion_matrix_png(result["confusion_matrix"], predictor.labels, run / "plots" / f"confusion_{split}.png",
                          f"{run.name} — {split} (accuracy {result['accuracy']:.3f})")
     return result
+
+
+def _baselines(run: Path, table, labels: list[str]) -> dict:
+    """Baselines fitted on the run's training and validation splits (rebuilt from its config: splits are
+    seeded); they select nothing on validation data, so they may as well learn from it."""
+    from lorakit import data as datasets
+    from lorakit.config import load_config
+    from lorakit.evaluate.baselines import baselines
+
+    splits = datasets.prepare(load_config(run / "config.yaml").data)
+    scores = baselines(splits.train.texts + splits.val.texts, splits.train.labels + splits.val.labels,
+                       table.texts, table.labels, labels)
+    return {name: {k: s[k] for k in ("accuracy", "macro_f1")} for name, s in scores.items()}
