@@ -1,0 +1,110 @@
+"""Put a set of files into the store as one entry, atomically.
+
+Files are hashed into blobs (copied once per content, fsynced), hard-linked into a staging
+folder with the manifest, the folder is renamed into entries/, and finally the entry's symlink
+is swapped with one rename. Killed at any moment, the store shows the old entry or the new one.
+"""
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from lorakit.errors import StoreError
+from lorakit.store import hashcache
+from lorakit.store.blobs import add_blob, fsync_dir, has_blob, link_blob, sha256_file
+from lorakit.store.layout import KIND_WORD, KINDS, MANIFEST, entry_dir, home, tmp_dir, versions_dir
+from lorakit.store.locks import name_lock, store_lock
+
+
+def read_manifest(path: Path) -> dict | None:
+    try:
+        return json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _check_free(files: dict[str, Path], digests: dict[str, str | None]) -> None:
+    need = sum(p.stat().st_size for rel, p in files.items() if not (digests[rel] and has_blob(digests[rel])))
+    free = shutil.disk_usage(home()).free
+    if need + (64 << 20) > free:
+        raise StoreError(f"not enough disk space: need {need / 1e6:.0f} MB, {free / 1e6:.0f} MB free under {home()}",
+                         "free some space, or run: lorakit gc")
+
+
+def _fsync_tree(root: Path) -> None:
+    for d, _, _ in os.walk(root):
+        fsync_dir(Path(d))
+
+
+def _swap_in(kind: str, name: str, staging: Path) -> Path | None:
+    """Rename staging into entries/ and point the entry's symlink at it. Returns the replaced version."""
+    link = entry_dir(kind, name)
+    old = link.resolve() if link.is_symlink() else None
+    version = versions_dir(kind) / f"{name}.{time.time_ns():x}{os.urandom(2).hex()}"
+    version.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, version)
+    fsync_dir(version.parent)
+    tmp_link = tmp_dir() / f"link-{os.getpid()}-{os.urandom(4).hex()}"
+    os.symlink(os.path.relpath(version, home() / kind), tmp_link)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp_link, link)
+    fsync_dir(link.parent)
+    return old
+
+
+def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool = False) -> dict:
+    """Install ``files`` ({relative path: source file}) as entry ``kind/name`` with manifest ``meta``."""
+    word = KIND_WORD[kind]
+    other = next(k for k in KINDS if k != kind)
+    with store_lock(), name_lock(kind, name):
+        if entry_dir(other, name).is_symlink():
+            raise StoreError(f"{name!r} is already the name of an installed {KIND_WORD[other]}",
+                             "pick another name with --name")
+        cache = hashcache.load()
+        digests = {rel: hashcache.lookup(cache, p) for rel, p in files.items()}
+        link = entry_dir(kind, name)
+        current = read_manifest(link) if link.is_symlink() else None
+        if current is not None:
+            for rel, p in files.items():  # hash without copying: an identical install is reused
+                if digests[rel] is None:
+                    digests[rel] = sha256_file(p)
+                    hashcache.remember(cache, p, digests[rel])
+            same = {rel: f["sha256"] for rel, f in current["files"].items()} == digests
+            if same and all(has_blob(d) for d in digests.values()):
+                hashcache.save(cache)
+                return {**current, "reused": True}
+            if not force:
+                raise StoreError(f"{word} {name!r} is already installed (from {current.get('source')})",
+                                 "use --force to replace it, or --name to pick another name")
+        _check_free(files, digests)
+
+        staging = tmp_dir() / f"install-{kind}-{name}-{os.getpid()}-{os.urandom(4).hex()}"
+        staging.mkdir()
+        try:
+            manifest_files = {}
+            for rel, src in files.items():
+                digest = digests[rel]
+                if digest and has_blob(digest):
+                    size = src.stat().st_size
+                else:
+                    digest, size = add_blob(src, staging.parent)
+                    hashcache.remember(cache, src, digest)
+                link_blob(digest, staging / rel)
+                manifest_files[rel] = {"sha256": digest, "size": size}
+            manifest = {"kind": word, "name": name, **meta,
+                        "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "files": manifest_files}
+            with open(staging / MANIFEST, "w") as f:
+                json.dump(manifest, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+            _fsync_tree(staging)
+            old = _swap_in(kind, name, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if old is not None and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        hashcache.save(cache)
+    return manifest

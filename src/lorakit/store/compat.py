@@ -1,0 +1,120 @@
+"""Does an adapter fit a base model? Decided from safetensors headers alone (no weights loaded).
+
+For every adapted module the base must hold the module, and the LoRA factors must fit its
+weight W [out, in]: lora_A [r, in], lora_B [out, r] (embeddings: A [r, vocab], B [dim, r]),
+DoRA magnitude [out], AdaLoRA E [r, 1]. Saved heads (modules_to_save) must take the base's
+hidden size. Module paths are compared without the base-model prefix (``bert.`` ...), since a
+base saved from BertModel and an adapter trained on BertForSequenceClassification differ by it.
+"""
+
+import re
+from pathlib import Path
+
+from lorakit.store.safetensors_check import read_header, shapes
+
+PEFT_PREFIX = "base_model.model."
+_ROLE = re.compile(r"^(?P<mod>.+)\.(?P<role>lora_A|lora_B|lora_embedding_A|lora_embedding_B|lora_magnitude_vector"
+                   r"|lora_E)(?:\.default)?(?:\.weight)?$")
+_PREFIXES = {"bert", "roberta", "distilbert", "deberta", "electra", "model", "transformer", "albert", "xlm_roberta",
+             "encoder", "text_model"}
+SUPPORTED = {"LORA", "ADALORA"}
+
+
+def _strip(key: str, prefixes: set[str]) -> str:
+    first, _, rest = key.partition(".")
+    return rest if rest and first in prefixes else key
+
+
+def base_shapes(model_dir: Path) -> dict[str, list[int]]:
+    out = {}
+    for f in sorted(model_dir.rglob("*.safetensors")):
+        out.update(shapes(read_header(f)))
+    return out
+
+
+def lora_keys(adapter_shapes: dict) -> dict[str, dict[str, list[int]]]:
+    """{module path (no PEFT prefix): {role: shape}} for the LoRA tensors of an adapter."""
+    mods: dict[str, dict] = {}
+    for key, shape in adapter_shapes.items():
+        m = _ROLE.match(key.removeprefix(PEFT_PREFIX))
+        if m:
+            mods.setdefault(m["mod"], {})[m["role"]] = shape
+    return mods
+
+
+def mismatches(adapter_shapes: dict, adapter_cfg: dict, base: dict[str, list[int]], base_cfg: dict) -> list[str]:
+    """Every reason the adapter does not fit the base, most specific first; [] when it fits."""
+    prefixes = _PREFIXES | {str(base_cfg.get("model_type", "")).replace("-", "_")}
+    norm_base = {}
+    for k, s in base.items():
+        norm_base.setdefault(_strip(k, prefixes), s)
+    hidden = base_cfg.get("hidden_size") or base_cfg.get("dim") or base_cfg.get("d_model")
+    fan_in_fan_out = bool(adapter_cfg.get("fan_in_fan_out"))
+    problems = []
+
+    peft_type = str(adapter_cfg.get("peft_type", "LORA")).upper()
+    if peft_type not in SUPPORTED:
+        return [f"adapter type {peft_type} is not supported (LoRA, rsLoRA, DoRA, AdaLoRA are)"]
+    mods = lora_keys(adapter_shapes)
+    if not mods:
+        return ["no LoRA tensors (lora_A / lora_B) in the adapter weights"]
+
+    for mod, roles in mods.items():
+        path = _strip(mod, prefixes)
+        w = norm_base.get(path + ".weight")
+        if w is None:
+            problems.append(f"module {path} is not in the base")
+            continue
+        a = roles.get("lora_A") or roles.get("lora_embedding_A")
+        b = roles.get("lora_B") or roles.get("lora_embedding_B")
+        if a is None or b is None:
+            problems.append(f"{path}: lora_A or lora_B is missing")
+            continue
+        if "lora_embedding_A" in roles:
+            want_in, want_out = (w[0], w[1]) if len(w) == 2 else (None, None)
+        elif len(w) == 2:
+            want_out, want_in = (w[1], w[0]) if fan_in_fan_out else (w[0], w[1])
+        else:  # convolutions: out and in channels lead
+            want_out, want_in = w[0], (w[1] if len(w) > 1 else None)
+        if len(a) < 2 or len(b) < 2:
+            problems.append(f"{path}: lora_A {a} / lora_B {b} are not matrices")
+            continue
+        r = a[0]
+        if a[1] != want_in:
+            problems.append(f"{path}: lora_A is {a}, the base needs [r, {want_in}] (weight {w})")
+        if b[0] != want_out:
+            problems.append(f"{path}: lora_B is {b}, the base needs [{want_out}, r] (weight {w})")
+        if b[1] != r:
+            problems.append(f"{path}: rank of lora_A ({r}) and lora_B ({b[1]}) differ")
+        mag = roles.get("lora_magnitude_vector")
+        if mag is not None and mag[-1] != want_out:
+            problems.append(f"{path}: DoRA magnitude is {mag}, the base needs [{want_out}]")
+        e = roles.get("lora_E")
+        if e is not None and e[0] != r:
+            problems.append(f"{path}: AdaLoRA lora_E is {e}, needs [{r}, 1]")
+
+    for key, shape in adapter_shapes.items():  # saved heads and biases (modules_to_save)
+        k = key.removeprefix(PEFT_PREFIX)
+        if _ROLE.match(k):
+            continue
+        k = re.sub(r"\.modules_to_save\.[^.]+", "", k)
+        path = _strip(k, prefixes)
+        if path in norm_base:
+            if norm_base[path] != shape:
+                problems.append(f"{path}: saved as {shape}, the base has {norm_base[path]}")
+        elif len(shape) == 2 and hidden and shape[1] != hidden:
+            problems.append(f"head {path} takes inputs of size {shape[1]}, the base's hidden size is {hidden}")
+
+    targets = adapter_cfg.get("target_modules")
+    if isinstance(targets, list):
+        base_modules = {k[: -len(".weight")] for k in norm_base if k.endswith(".weight")}
+        for t in targets:
+            t = _strip(str(t), prefixes)
+            if not any(m == t or m.endswith("." + t) for m in base_modules):
+                problems.append(f"target module {t!r} is not in the base")
+    return problems
+
+
+def summary(problems: list[str], shown: int = 3) -> str:
+    text = "; ".join(problems[:shown])
+    return text + (f" (+{len(problems) - shown} more)" if len(problems) > shown else "")
