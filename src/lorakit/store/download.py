@@ -32,6 +32,10 @@ def file_name(url: str) -> str:
     return name or "download"
 
 
+class NotFound(StoreError):
+    """The server answered 404."""
+
+
 def fetch(url: str, sha256: str | None = None, name: str | None = None) -> Path:
     """Return the local path of the complete file at ``url``."""
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
@@ -39,8 +43,10 @@ def fetch(url: str, sha256: str | None = None, name: str | None = None) -> Path:
     folder = home() / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:20]
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / (name or file_name(url))
-    if final.is_file() and (sha256 is None or sha256_file(final) == sha256.lower()):
-        return final
+    if final.is_file():
+        if sha256 is not None and sha256_file(final) == sha256.lower():
+            return final  # pinned and already here: no network needed
+        final.unlink()  # unpinned: the URL may serve new content; fetch again
     part = final.with_name(final.name + ".part")
     _download(url, part)
     if sha256 is not None:
@@ -63,6 +69,8 @@ def _download(url: str, part: Path) -> None:
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # we already hold every byte
             return
+        if e.code == 404:
+            raise NotFound(f"cannot download {url}: HTTP 404 not found", "check the URL") from None
         raise StoreError(f"cannot download {url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)

@@ -102,6 +102,12 @@ def gc() -> dict:
             else:
                 t.unlink()
             temps += 1
+        downloads = home() / "downloads"
+        for f in sorted(downloads.rglob("*")) if downloads.is_dir() else ():
+            if f.is_file() and not f.name.endswith(".part"):  # complete and installed; partial ones may resume
+                freed += f.stat().st_size
+                f.unlink()
+                temps += 1
     return {"blobs_removed": blobs, "versions_removed": versions, "temp_removed": temps, "bytes_freed": freed}
 
 

@@ -106,6 +106,13 @@ def resolve(source: str, revision: str | None = None, sha256: str | None = None,
         path = download.fetch(source, sha256)
         s = _file_source(path, source, companions=False)
         s.pins = {"sha256": sha256} if sha256 else {}
+        if companions and path.suffix == ".safetensors":  # a model's config and tokenizer sit next to it
+            folder_url = source.rsplit("/", 1)[0] + "/"
+            for n in COMPANIONS:
+                try:
+                    s.files[n] = download.fetch(folder_url + n)
+                except download.NotFound:
+                    continue
         return s
     path = Path(source).expanduser()
     if path.is_dir():
