@@ -15,8 +15,7 @@ from lorakit.store.safetensors_check import read_header, shapes
 PEFT_PREFIX = "base_model.model."
 _ROLE = re.compile(r"^(?P<mod>.+)\.(?P<role>lora_A|lora_B|lora_embedding_A|lora_embedding_B|lora_magnitude_vector"
                    r"|lora_E)(?:\.default)?(?:\.weight)?$")
-_PREFIXES = {"bert", "roberta", "distilbert", "deberta", "electra", "model", "transformer", "albert", "xlm_roberta",
-             "encoder", "text_model"}
+_PREFIXES = {"bert", "roberta", "distilbert", "deberta", "electra", "model", "transformer", "albert", "xlm_roberta"}
 SUPPORTED = {"LORA", "ADALORA"}
 
 
