@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lorakit.errors import StoreError
 from lorakit.store import hashcache
-from lorakit.store.blobs import add_blob, fsync_dir, has_blob, link_blob, sha256_file
+from lorakit.store.blobs import fsync_dir, has_blob, link_blob, publish_blob, sha256_file, stage_blob, sync_files
 from lorakit.store.layout import KIND_WORD, KINDS, MANIFEST, entry_dir, home, tmp_dir, versions_dir
 from lorakit.store.locks import name_lock, store_lock
 
@@ -34,8 +34,8 @@ def _check_free(files: dict[str, Path], digests: dict[str, str | None]) -> None:
 
 
 def _fsync_tree(root: Path) -> None:
-    for d, _, _ in os.walk(root):
-        fsync_dir(Path(d))
+    """The manifest and every folder of the staged entry (the hard links are already durable blobs)."""
+    sync_files([root / MANIFEST] + [Path(d) for d, _, _ in os.walk(root)])
 
 
 def _swap_in(kind: str, name: str, staging: Path) -> Path | None:
@@ -82,28 +82,37 @@ def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool
 
         staging = tmp_dir() / f"install-{kind}-{name}-{os.getpid()}-{os.urandom(4).hex()}"
         staging.mkdir()
+        staged: dict[str, Path] = {}
         try:
             manifest_files = {}
-            for rel, src in files.items():
+            for rel, src in files.items():  # copy and hash what the store lacks, once per content
                 digest = digests[rel]
                 if digest and has_blob(digest):
-                    size = src.stat().st_size
+                    manifest_files[rel] = {"sha256": digest, "size": src.stat().st_size}
+                elif digest in staged:
+                    manifest_files[rel] = {"sha256": digest, "size": src.stat().st_size}
                 else:
-                    digest, size = add_blob(src, staging.parent)
+                    path, digest, size = stage_blob(src, staging.parent)
+                    staged.setdefault(digest, path)
+                    if staged[digest] != path:
+                        path.unlink()
                     hashcache.remember(cache, src, digest)
-                link_blob(digest, staging / rel)
-                manifest_files[rel] = {"sha256": digest, "size": size}
+                    manifest_files[rel] = {"sha256": digest, "size": size}
+            sync_files(list(staged.values()))  # durable before anything names them
+            for digest, path in staged.items():
+                publish_blob(path, digest)
+            for rel, f in manifest_files.items():
+                link_blob(f["sha256"], staging / rel)
             manifest = {"kind": word, "name": name, **meta,
                         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "files": manifest_files}
-            with open(staging / MANIFEST, "w") as f:
-                json.dump(manifest, f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
             _fsync_tree(staging)
             old = _swap_in(kind, name, staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            for path in staged.values():
+                path.unlink(missing_ok=True)
         if old is not None and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
         hashcache.save(cache)

@@ -8,6 +8,7 @@ pickle itself never enters the store.
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 from lorakit.errors import StoreError
@@ -62,7 +63,9 @@ def convert(path: Path, rel: str, out: Path) -> Path:
     from safetensors.torch import save_file
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are noise for our users
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()
         why = next((line for line in first if "Unsupported" in line or "global" in line.lower()), first[0] if first else "")
