@@ -164,3 +164,26 @@ def test_names_are_unique_across_models_and_adapters(tmp_path, tiny_model_dir, c
     src = make_peft_adapter(tiny_model_dir, tmp_path / "a")
     rc, _, err = cli("install", "--adapter", src, "--base", "tiny", "--name", "tiny")
     assert_one_line_error(rc, err, "already the name of an installed model")
+
+
+def test_predict_checks_the_run_adapter_against_its_base(tiny_run, other_base_dir, cli):
+    meta_path = tiny_run / "adapter" / "lorakit.json"
+    meta = json.loads(meta_path.read_text())
+    meta["base"] = str(other_base_dir)  # the base moved on to an incompatible model
+    meta_path.write_text(json.dumps(meta))
+    rc, _, err = cli("predict", tiny_run, "good movie")
+    assert_one_line_error(rc, err, "does not fit base", "lora_A is [4, 32], the base needs [r, 48]")
+
+
+def test_kohya_alpha_that_is_not_one_number_is_refused(tmp_path, tiny_model_dir, cli, tiny_installed):
+    path, t = _kohya_file(tmp_path / "bad-alpha.safetensors", tiny_model_dir)
+    t["lora_te_encoder_layer_0_attention_self_query.alpha"] = torch.ones(3)
+    save_file(t, path)
+    rc, _, err = cli("install", "--adapter", path, "--base", "tiny")
+    assert_one_line_error(rc, err, "alpha must be one finite number")
+
+
+def test_base_must_be_an_installed_name(tmp_path, tiny_model_dir, cli, tiny_installed):
+    src = make_peft_adapter(tiny_model_dir, tmp_path / "a")
+    rc, _, err = cli("install", "--adapter", src, "--base", f"{tiny_model_dir}/../tiny-bert")
+    assert_one_line_error(rc, err, "invalid name")

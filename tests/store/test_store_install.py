@@ -188,3 +188,12 @@ def test_model_code_is_not_installed(tmp_path, tiny_model_dir, cli):
     (src / "modeling_evil.py").write_text("import os; os.system('touch /tmp/x')")
     rc, out, _ = cli("install", src, "--name", "code", "--json")
     assert rc == 0 and "modeling_evil.py" not in json.loads(out)["files"]
+
+
+def test_a_copied_store_entry_reinstalls_without_touching_its_blobs(tmp_path, cli, tiny_installed):
+    """The copy carries our manifest file: it is replaced, never written through a hard-linked blob."""
+    copy = _copy(model_dir("tiny"), tmp_path / "copied-entry")
+    rc, out, err = cli("install", copy, "--name", "again", "--json")
+    assert rc == 0, err
+    assert "lorakit-manifest.json" not in json.loads(out)["files"]
+    assert cli("verify")[0] == 0

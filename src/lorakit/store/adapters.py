@@ -105,6 +105,15 @@ def check_fits(adapter_shapes: dict, adapter_cfg: dict, base: str, what: str) ->
         raise StoreError(f"{what} does not fit base {base!r}: {compat.summary(problems)}", hint)
 
 
+def check_folder(adapter: Path, base: str) -> None:
+    """Check a PEFT adapter folder (a store entry or a run's adapter/) against ``base`` before loading it."""
+    weights = adapter / WEIGHTS
+    if not weights.is_file():
+        raise StoreError(f"{adapter}: no {WEIGHTS}", "save the adapter with PEFT's save_pretrained")
+    check_fits(shapes(read_header(weights)), read_json(adapter / CONFIG, f"{adapter}: {CONFIG}"), base,
+               f"adapter {str(adapter)!r}")
+
+
 def method(cfg: dict) -> str:
     if str(cfg.get("peft_type", "")).upper() == "ADALORA":
         return "adalora"
@@ -117,7 +126,7 @@ def install_adapter(source: str, base: str, name: str | None = None, force: bool
                     sha256: str | None = None, allow_pickle: bool = False) -> dict:
     if not base:
         raise StoreError("an adapter needs its base model", "pass --base NAME (see: lorakit list)")
-    base_dir = model_dir(base)
+    base_dir = model_dir(check_name(base))  # an installed model, not any folder
     base_cfg = read_json(base_dir / "config.json", f"{base}: config.json")
     src = sources.resolve(source, sha256=sha256, companions=False)
     default = src.root.name if src.root is not None else src.default_name

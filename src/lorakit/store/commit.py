@@ -57,6 +57,7 @@ def _swap_in(kind: str, name: str, staging: Path) -> Path | None:
 def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool = False) -> dict:
     """Install ``files`` ({relative path: source file}) as entry ``kind/name`` with manifest ``meta``."""
     word = KIND_WORD[kind]
+    files = {r: p for r, p in files.items() if r != MANIFEST}  # a copied store entry: the manifest is ours to write
     other = next(k for k in KINDS if k != kind)
     with store_lock(), name_lock(kind, name):
         if entry_dir(other, name).is_symlink():
@@ -106,7 +107,8 @@ def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool
             manifest = {"kind": word, "name": name, **meta,
                         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "files": manifest_files}
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            with open(staging / MANIFEST, "x") as f:  # "x": never write through a hard-linked blob
+                json.dump(manifest, f, indent=2)
             _fsync_tree(staging)
             old = _swap_in(kind, name, staging)
         finally:

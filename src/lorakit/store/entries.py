@@ -54,12 +54,9 @@ def adapter_dir(name: str, check: bool = True) -> Path:
         raise NotInstalledError(f"adapter {name!r} is not installed in {home()}",
                                 f"run: lorakit install --adapter SOURCE --base BASE --name {name}")
     if check:
-        from lorakit.store.adapters import check_fits
-        from lorakit.store.install import read_json
-        from lorakit.store.safetensors_check import read_header, shapes
+        from lorakit.store.adapters import check_folder
 
-        check_fits(shapes(read_header(d / "adapter_model.safetensors")),
-                   read_json(d / "adapter_config.json", "adapter_config.json"), m["base"], f"adapter {name!r}")
+        check_folder(d, m["base"])
     return d
 
 

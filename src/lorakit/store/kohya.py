@@ -56,6 +56,13 @@ def _lookup(name: str, mapping: dict[str, str]) -> str | None:
     return mapping.get(name)
 
 
+def _alpha(f, name: str, path: Path) -> float:
+    t = f.get_tensor(name + ".alpha")
+    if t.numel() != 1 or t.is_complex() or not bool(t.float().isfinite().all()):
+        raise StoreError(f"{path.name}: {name}.alpha must be one finite number, got shape {list(t.shape)}")
+    return float(t.float().item())
+
+
 def convert(path: Path, header: dict, base_shapes: dict, base_cfg: dict, out_dir: Path) -> Path:
     """Write adapter_config.json + adapter_model.safetensors for the kohya file ``path`` into out_dir."""
     import torch
@@ -82,7 +89,7 @@ def convert(path: Path, header: dict, base_shapes: dict, base_cfg: dict, out_dir
             if down.dim() != 2 or up.dim() != 2:
                 raise StoreError(f"{path.name}: {n} is a convolution LoRA; only linear layers convert")
             r = down.shape[0]
-            alpha = float(f.get_tensor(n + ".alpha").float().item()) if n + ".alpha" in header else float(r)
+            alpha = _alpha(f, n, path) if n + ".alpha" in header else float(r)
             tensors[f"{PEFT_PREFIX}{prefix}{module}.lora_A.weight"] = down.contiguous()
             tensors[f"{PEFT_PREFIX}{prefix}{module}.lora_B.weight"] = up.contiguous()
             ranks[module], alphas[module] = r, alpha
