@@ -44,17 +44,24 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def durable_copy(src: Path, dst: Path) -> None:
+    """cp -r, then fsync every copied file and folder (coreutils sync FILE...): what the store guarantees."""
+    subprocess.run(["cp", "-r", str(src), str(dst)], check=True)
+    subprocess.run(["sync", str(dst), *map(str, dst.rglob("*"))], check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--trials", type=int, default=7)
     args = ap.parse_args()
     src = package_dir(*ALIASES["minilm"][:2], ALIASES["minilm"][2])
     size = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
     work = Path(tempfile.mkdtemp(prefix="lorakit-bench-", dir=os.environ.get("BENCH_DIR")))
-    cp, first, again, cli_first = [], [], [], []
+    cp, cp_sync, first, again, cli_first = [], [], [], [], []
     try:
         for t in range(args.trials):  # interleaved, so both sides see the same machine state
             cp.append(timed(lambda: subprocess.run(["cp", "-r", str(src), str(work / f"cp{t}")], check=True)))
+            cp_sync.append(timed(lambda: durable_copy(src, work / f"cps{t}")))
             os.environ["LORAKIT_HOME"] = str(work / f"home{t}")
             first.append(timed(lambda: install_model("minilm")))
             again.append(timed(lambda: install_model("minilm")))
@@ -62,7 +69,7 @@ def main() -> None:
                    "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
             cli_first.append(timed(lambda: subprocess.run([sys.executable, "-m", "lorakit", "install", "minilm"],
                                                           env=env, check=True, capture_output=True)))
-            for d in (f"cp{t}", f"home{t}", f"cli{t}"):
+            for d in (f"cp{t}", f"cps{t}", f"home{t}", f"cli{t}"):
                 shutil.rmtree(work / d)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -73,17 +80,19 @@ def main() -> None:
         "source": f"minilm ({src}), {size / 1e6:.1f} MB",
         "trials": args.trials,
         "cp_r_s": round(med(cp), 4),
+        "cp_r_sync_s": round(med(cp_sync), 4),
         "install_s": round(med(first), 4),
         "reinstall_s": round(med(again), 4),
         "install_cli_s": round(med(cli_first), 4),
         "ratio_install_vs_cp": round(med(first) / med(cp), 3),
         "ratio_reinstall_vs_install": round(med(again) / med(first), 4),
         "ratio_install_cli_vs_cp": round(med(cli_first) / med(cp), 3),
+        "ratio_install_vs_cp_sync": round(med(first) / med(cp_sync), 3),
         "goals": {"install_vs_cp_max": 1.5, "reinstall_vs_install_max": 0.05},
         "notes": "medians of interleaved trials; install = lorakit.store.install_model (sha256 of every file, "
                  "copy into blobs, fsync, hard links, atomic rename); cp -r does no hashing and no fsync; "
                  "install_cli_s adds the Python start-up of the lorakit command.",
-        "all_s": {"cp_r": cp, "install": first, "reinstall": again, "install_cli": cli_first},
+        "all_s": {"cp_r": cp, "cp_r_sync": cp_sync, "install": first, "reinstall": again, "install_cli": cli_first},
     }
     out = Path(__file__).resolve().parent / "results" / "install.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from store_helpers import raw_safetensors
 
 import lorakit

@@ -59,11 +59,13 @@ def _kernel_copy(src: Path, dst: Path) -> int:
             fout.seek(done)
             shutil.copyfileobj(fin, fout, _CHUNK)
             done = fout.tell()
+        fout.flush()
+        os.fsync(fout.fileno())  # while the hash thread is still reading: the disk write overlaps it
     return done
 
 
 def _copy_hashed(src: Path, dst: Path) -> tuple[str, int]:
-    """Copy in the kernel while another thread hashes; both release the GIL, so they overlap.
+    """Copy in the kernel (and fsync) while another thread hashes; both release the GIL, so they overlap.
 
     The hash is of the source, so the source must not change meanwhile: its stat signature is
     compared before and after, and a changed source fails the install.

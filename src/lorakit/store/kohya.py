@@ -65,7 +65,6 @@ def _alpha(f, name: str, path: Path) -> float:
 
 def convert(path: Path, header: dict, base_shapes: dict, base_cfg: dict, out_dir: Path) -> Path:
     """Write adapter_config.json + adapter_model.safetensors for the kohya file ``path`` into out_dir."""
-    import torch
     from peft import LoraConfig
     from safetensors import safe_open
     from safetensors.torch import save_file
