@@ -31,7 +31,7 @@ def cmd_install(a) -> None:
         if a.source:
             raise LorakitError("give either SOURCE (a model) or --adapter SOURCE, not both")
         m = install_adapter(a.adapter, base=a.base, name=a.name, force=a.force, sha256=a.sha256,
-                            allow_pickle=a.allow_pickle)
+                            allow_pickle=a.allow_pickle, revision=a.revision)
     elif a.source:
         m = install_model(a.source, name=a.name, force=a.force, revision=a.revision, sha256=a.sha256,
                           allow_pickle=a.allow_pickle)

@@ -187,3 +187,14 @@ def test_base_must_be_an_installed_name(tmp_path, tiny_model_dir, cli, tiny_inst
     src = make_peft_adapter(tiny_model_dir, tmp_path / "a")
     rc, _, err = cli("install", "--adapter", src, "--base", f"{tiny_model_dir}/../tiny-bert")
     assert_one_line_error(rc, err, "invalid name")
+
+
+def test_adapter_folder_with_an_escaping_symlink_is_refused(tmp_path, tiny_model_dir, cli, tiny_installed):
+    src = make_peft_adapter(tiny_model_dir, tmp_path / "a")
+    (tmp_path / "private.md").write_text("secret")
+    (src / "README.md").unlink()
+    (src / "README.md").symlink_to(tmp_path / "private.md")
+    before = store_state()
+    rc, _, err = cli("install", "--adapter", src, "--base", "tiny")
+    assert_one_line_error(rc, err, "README.md", "outside the source")
+    assert store_state() == before

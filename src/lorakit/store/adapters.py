@@ -123,12 +123,12 @@ def method(cfg: dict) -> str:
 
 
 def install_adapter(source: str, base: str, name: str | None = None, force: bool = False,
-                    sha256: str | None = None, allow_pickle: bool = False) -> dict:
+                    sha256: str | None = None, allow_pickle: bool = False, revision: str | None = None) -> dict:
     if not base:
         raise StoreError("an adapter needs its base model", "pass --base NAME (see: lorakit list)")
     base_dir = model_dir(check_name(base))  # an installed model, not any folder
     base_cfg = read_json(base_dir / "config.json", f"{base}: config.json")
-    src = sources.resolve(source, sha256=sha256, companions=False)
+    src = sources.resolve(source, revision, sha256=sha256, companions=False)
     default = src.root.name if src.root is not None else src.default_name
     name = check_name(name or (src.root.parent.name if default == "adapter" and src.root else default))
     with store_lock():

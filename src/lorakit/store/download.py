@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import os
 import re
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -79,6 +80,10 @@ def _download(url: str, part: Path) -> None:
         append = have and resp.status == 206
         total = resp.headers.get("Content-Length")
         expected = int(total) if total and total.isdigit() else None
+        free = shutil.disk_usage(part.parent).free
+        if expected is not None and expected + (64 << 20) > free:
+            raise StoreError(f"not enough disk space to download {url}: {expected / 1e6:.0f} MB, "
+                             f"{free / 1e6:.0f} MB free under {home()}", "free some space, or run: lorakit gc")
         got = 0
         try:
             with open(part, "ab" if append else "wb") as f:

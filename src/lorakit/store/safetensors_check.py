@@ -14,7 +14,9 @@ from pathlib import Path
 
 from lorakit.errors import StoreError
 
-MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
+# huggingface_hub's limit (safetensors allows 100 MB): real headers are a few MB even for 100k tensors, and
+# parsing the JSON costs about ten times its size in memory.
+MAX_HEADER = 25_000_000
 MAX_DIMS = 16
 DTYPE_BYTES = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
