@@ -198,3 +198,20 @@ def test_adapter_folder_with_an_escaping_symlink_is_refused(tmp_path, tiny_model
     rc, _, err = cli("install", "--adapter", src, "--base", "tiny")
     assert_one_line_error(rc, err, "README.md", "outside the source")
     assert store_state() == before
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"r": 8}, "the weights have rank 4, adapter_config says r=8"),
+    ({"r": "x"}, "r must be a positive integer"),
+    ({"lora_alpha": "big"}, "lora_alpha must be a number"),
+    ({"task_type": "BOGUS"}, "not a PEFT task type"),
+    ({"peft_type": "IA3"}, "IA3 is not supported"),
+    ({"target_modules": 5}, "target_modules must be"),
+])
+def test_config_that_peft_would_choke_on_later_is_refused(change, needle, tmp_path, tiny_model_dir, cli,
+                                                          tiny_installed):
+    src = make_peft_adapter(tiny_model_dir, tmp_path / "a")
+    cfg = json.loads((src / "adapter_config.json").read_text())
+    (src / "adapter_config.json").write_text(json.dumps({**cfg, **change}))
+    rc, _, err = cli("install", "--adapter", src, "--base", "tiny")
+    assert_one_line_error(rc, err, needle)

@@ -95,6 +95,9 @@ def fits_elsewhere(adapter_shapes: dict, adapter_cfg: dict, skip: str) -> list[s
 
 
 def check_fits(adapter_shapes: dict, adapter_cfg: dict, base: str, what: str) -> None:
+    bad = compat.config_problems(adapter_cfg)
+    if bad:
+        raise StoreError(f"{what}: {compat.summary(bad)}", "fix adapter_config.json, or save the adapter again with PEFT")
     d = model_dir(base)
     problems = compat.mismatches(adapter_shapes, adapter_cfg, compat.base_shapes(d),
                                  read_json(d / "config.json", f"{base}: config.json"))

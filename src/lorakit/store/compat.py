@@ -7,6 +7,7 @@ hidden size. Module paths are compared without the base-model prefix (``bert.`` 
 base saved from BertModel and an adapter trained on BertForSequenceClassification differ by it.
 """
 
+import math
 import re
 from pathlib import Path
 
@@ -17,6 +18,45 @@ _ROLE = re.compile(r"^(?P<mod>.+)\.(?P<role>lora_A|lora_B|lora_embedding_A|lora_
                    r"|lora_E)(?:\.default)?(?:\.weight)?$")
 _PREFIXES = {"bert", "roberta", "distilbert", "deberta", "electra", "model", "transformer", "albert", "xlm_roberta"}
 SUPPORTED = {"LORA", "ADALORA"}
+TASK_TYPES = {None, "SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION"}
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def config_problems(cfg: dict) -> list[str]:
+    """Values PEFT would accept silently and then fail on (or misbehave with) at load time."""
+    p = []
+    r = cfg.get("r")
+    if type(r) is not int or r <= 0:
+        p.append(f"adapter_config r must be a positive integer, got {str(r)[:30]!r}")
+    if "lora_alpha" in cfg and not _number(cfg["lora_alpha"]):
+        p.append(f"adapter_config lora_alpha must be a number, got {str(cfg['lora_alpha'])[:30]!r}")
+    for key in ("rank_pattern", "alpha_pattern"):
+        v = cfg.get(key)
+        if v and not (isinstance(v, dict) and all(isinstance(k, str) and _number(x) for k, x in v.items())):
+            p.append(f"adapter_config {key} must map module names to numbers")
+    t = cfg.get("target_modules")
+    if not (t is None or isinstance(t, str) or (isinstance(t, list) and all(isinstance(x, str) for x in t))):
+        p.append("adapter_config target_modules must be a name, a list of names or a regex")
+    if cfg.get("task_type") not in TASK_TYPES:
+        p.append(f"adapter_config task_type {str(cfg.get('task_type'))[:30]!r} is not a PEFT task type")
+    for key in ("fan_in_fan_out", "use_dora", "use_rslora"):
+        if key in cfg and not isinstance(cfg[key], bool):
+            p.append(f"adapter_config {key} must be true or false")
+    return p
+
+
+def _expected_rank(module: str, cfg: dict) -> int | None:
+    """PEFT's rule: the rank_pattern key that matches the end of the module path, else r."""
+    for pattern, r in (cfg.get("rank_pattern") or {}).items():
+        try:
+            if re.match(rf"(.*\.)?({pattern})$", module):
+                return r
+        except re.error:
+            return None
+    return cfg.get("r")
 
 
 def _strip(key: str, prefixes: set[str]) -> str:
@@ -49,11 +89,13 @@ def mismatches(adapter_shapes: dict, adapter_cfg: dict, base: dict[str, list[int
         norm_base.setdefault(_strip(k, prefixes), s)
     hidden = base_cfg.get("hidden_size") or base_cfg.get("dim") or base_cfg.get("d_model")
     fan_in_fan_out = bool(adapter_cfg.get("fan_in_fan_out"))
-    problems = []
 
     peft_type = str(adapter_cfg.get("peft_type", "LORA")).upper()
     if peft_type not in SUPPORTED:
         return [f"adapter type {peft_type} is not supported (LoRA, rsLoRA, DoRA, AdaLoRA are)"]
+    problems = config_problems(adapter_cfg)
+    if problems:
+        return problems
     mods = lora_keys(adapter_shapes)
     if not mods:
         return ["no LoRA tensors (lora_A / lora_B) in the adapter weights"]
@@ -85,6 +127,9 @@ def mismatches(adapter_shapes: dict, adapter_cfg: dict, base: dict[str, list[int
             problems.append(f"{path}: lora_B is {b}, the base needs [{want_out}, r] (weight {w})")
         if b[1] != r:
             problems.append(f"{path}: rank of lora_A ({r}) and lora_B ({b[1]}) differ")
+        want_r = _expected_rank(mod, adapter_cfg)
+        if peft_type == "LORA" and want_r is not None and r != want_r:
+            problems.append(f"{path}: the weights have rank {r}, adapter_config says r={want_r}")
         mag = roles.get("lora_magnitude_vector")
         if mag is not None and mag[-1] != want_out:
             problems.append(f"{path}: DoRA magnitude is {mag}, the base needs [{want_out}]")
