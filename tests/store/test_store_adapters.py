@@ -205,7 +205,7 @@ def test_adapter_folder_with_an_escaping_symlink_is_refused(tmp_path, tiny_model
     ({"r": "x"}, "r must be a positive integer"),
     ({"lora_alpha": "big"}, "lora_alpha must be a number"),
     ({"task_type": "BOGUS"}, "not a PEFT task type"),
-    ({"peft_type": "IA3"}, "IA3 is not supported"),
+    ({"peft_type": "IA3", "r": None}, "IA3 is not supported"),
     ({"target_modules": 5}, "target_modules must be"),
 ])
 def test_config_that_peft_would_choke_on_later_is_refused(change, needle, tmp_path, tiny_model_dir, cli,

@@ -27,6 +27,9 @@ def _number(v) -> bool:
 
 def config_problems(cfg: dict) -> list[str]:
     """Values PEFT would accept silently and then fail on (or misbehave with) at load time."""
+    peft_type = str(cfg.get("peft_type", "LORA")).upper()
+    if peft_type not in SUPPORTED:
+        return [f"adapter type {peft_type[:30]} is not supported (LoRA, rsLoRA, DoRA, AdaLoRA are)"]
     p = []
     r = cfg.get("r")
     if type(r) is not int or r <= 0:
@@ -91,8 +94,6 @@ def mismatches(adapter_shapes: dict, adapter_cfg: dict, base: dict[str, list[int
     fan_in_fan_out = bool(adapter_cfg.get("fan_in_fan_out"))
 
     peft_type = str(adapter_cfg.get("peft_type", "LORA")).upper()
-    if peft_type not in SUPPORTED:
-        return [f"adapter type {peft_type} is not supported (LoRA, rsLoRA, DoRA, AdaLoRA are)"]
     problems = config_problems(adapter_cfg)
     if problems:
         return problems
