@@ -90,7 +90,8 @@ def main() -> None:
         "ratio_install_vs_cp_sync": round(med(first) / med(cp_sync), 3),
         "goals": {"install_vs_cp_max": 1.5, "reinstall_vs_install_max": 0.05},
         "notes": "medians of interleaved trials; install = lorakit.store.install_model (sha256 of every file, "
-                 "copy into blobs, fsync, hard links, atomic rename); cp -r does no hashing and no fsync; "
+                 "copy into blobs, fsync, hard links, atomic rename); cp -r does no hashing and no fsync; cp_r_sync = "
+                 "cp -r then sync of every copied file (durable, unhashed); "
                  "install_cli_s adds the Python start-up of the lorakit command.",
         "all_s": {"cp_r": cp, "cp_r_sync": cp_sync, "install": first, "reinstall": again, "install_cli": cli_first},
     }

@@ -97,13 +97,15 @@ def fits_elsewhere(adapter_shapes: dict, adapter_cfg: dict, skip: str) -> list[s
 def check_fits(adapter_shapes: dict, adapter_cfg: dict, base: str, what: str) -> None:
     bad = compat.config_problems(adapter_cfg)
     if bad:
-        raise StoreError(f"{what}: {compat.summary(bad)}", "fix adapter_config.json, or save the adapter again with PEFT")
+        raise StoreError(f"{what}: {compat.summary(bad)}",
+                         "fix adapter_config.json, or save the adapter again with PEFT")
     d = model_dir(base)
     problems = compat.mismatches(adapter_shapes, adapter_cfg, compat.base_shapes(d),
                                  read_json(d / "config.json", f"{base}: config.json"))
     if problems:
         others = fits_elsewhere(adapter_shapes, adapter_cfg, base)
-        hint = (f"it fits the installed base{'s' if len(others) > 1 else ''} {', '.join(others)}: use --base {others[0]}"
+        plural = "s" if len(others) > 1 else ""
+        hint = (f"it fits the installed base{plural} {', '.join(others)}: use --base {others[0]}"
                 if others else "no installed base fits it: install the model it was trained on, then pass --base")
         raise StoreError(f"{what} does not fit base {base!r}: {compat.summary(problems)}", hint)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from lorakit.errors import StoreError
 from lorakit.store import hashcache
 from lorakit.store.blobs import fsync_dir, has_blob, link_blob, publish_blob, sha256_file, stage_blob, sync_files
-from lorakit.store.layout import KIND_WORD, KINDS, MANIFEST, entry_dir, home, tmp_dir, versions_dir
+from lorakit.store.layout import KIND_WORD, KINDS, MANIFEST, blob_dir, entry_dir, home, tmp_dir, versions_dir
 from lorakit.store.locks import name_lock, store_lock
 
 
@@ -73,12 +73,16 @@ def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool
                     digests[rel] = sha256_file(p)
                     hashcache.remember(cache, p, digests[rel])
             same = {rel: f["sha256"] for rel, f in current["files"].items()} == digests
-            if same and all(has_blob(d) for d in digests.values()):
+            if same and not force and all(has_blob(d) for d in digests.values()):
                 hashcache.save(cache)
                 return {**current, "reused": True}
             if not force:
                 raise StoreError(f"{word} {name!r} is already installed (from {current.get('source')})",
                                  "use --force to replace it, or --name to pick another name")
+        if force:  # --force is also the repair after verify: drop blobs whose content no longer matches
+            for d in {d for d in digests.values() if d and has_blob(d)}:
+                if sha256_file(blob_dir() / d) != d:
+                    (blob_dir() / d).unlink()
         _check_free(files, digests)
 
         staging = tmp_dir() / f"install-{kind}-{name}-{os.getpid()}-{os.urandom(4).hex()}"

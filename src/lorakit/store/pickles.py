@@ -68,7 +68,8 @@ def convert(path: Path, rel: str, out: Path) -> Path:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()
-        why = next((line for line in first if "Unsupported" in line or "global" in line.lower()), first[0] if first else "")
+        why = next((line for line in first if "Unsupported" in line or "global" in line.lower()),
+                   first[0] if first else "")
         raise StoreError(f"{rel}: refused: the pickle holds more than tensors ({why.strip()[:160]})",
                          "only tensors-only checkpoints can be converted; ask for a .safetensors file") from None
     except Exception as e:  # a corrupt or foreign file: torch raises many kinds

@@ -148,7 +148,8 @@ def _from_hub(repo_id: str, revision: str | None) -> Source:
             "install from a local folder instead: lorakit install ./path/to/model",
         ) from None
     except RepositoryNotFoundError:
-        raise StoreError(f"hub repository {repo_id!r} not found", "check the id, or log in for a private repo") from None
+        raise StoreError(f"hub repository {repo_id!r} not found",
+                         "check the id, or log in for a private repo") from None
     except HfHubHTTPError as e:
         raise StoreError(f"cannot download {repo_id!r}: {str(e).splitlines()[0]}") from None
     except (OSError, ValueError) as e:
