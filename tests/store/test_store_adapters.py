@@ -26,7 +26,7 @@ def test_plain_peft_adapter_installs_and_loads(kind, tmp_path, tiny_model_dir, c
     rc, out, err = cli("install", "--adapter", src, "--base", "tiny", "--name", kind, "--json")
     assert rc == 0, err
     m = json.loads(out)
-    assert m["method"] == kind and m["base"] == "tiny"
+    assert m["method"] == kind and m["base"] == "tiny" and m["dtype"] == "F32"
     assert m["peft_type"] == ("ADALORA" if kind == "adalora" else "LORA")
     ids = torch.tensor([[2, 5, 6, 3]])
     want = _load_peft(tiny_model_dir, src)(input_ids=ids).logits

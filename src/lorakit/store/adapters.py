@@ -18,7 +18,7 @@ from lorakit.store.entries import installed_names, model_dir
 from lorakit.store.install import read_json
 from lorakit.store.layout import check_name, tmp_dir
 from lorakit.store.locks import store_lock
-from lorakit.store.safetensors_check import parameter_count, read_header, read_metadata, shapes
+from lorakit.store.safetensors_check import dtypes, parameter_count, read_header, read_metadata, shapes
 
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
@@ -169,6 +169,7 @@ def install_adapter(source: str, base: str, name: str | None = None, force: bool
                 "target_modules": cfg.get("target_modules"),
                 "task_type": cfg.get("task_type"),
                 "parameters": parameter_count(header),
+                "dtype": ",".join(dtypes(header)),
                 "architecture": f"{method(cfg)} adapter",
             }
             if "labels.json" in files:

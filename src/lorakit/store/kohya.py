@@ -86,7 +86,8 @@ def convert(path: Path, header: dict, base_shapes: dict, base_cfg: dict, out_dir
             module = _lookup(n, mapping)
             down, up = f.get_tensor(n + DOWN), f.get_tensor(n + UP)
             if down.dim() != 2 or up.dim() != 2:
-                raise StoreError(f"{path.name}: {n} is a convolution LoRA; only linear layers convert")
+                raise StoreError(f"{path.name}: {n} is not a linear-layer LoRA (lora_down {list(down.shape)}); "
+                                 "only linear layers convert")
             r = down.shape[0]
             alpha = _alpha(f, n, path) if n + ".alpha" in header else float(r)
             tensors[f"{PEFT_PREFIX}{prefix}{module}.lora_A.weight"] = down.contiguous()
