@@ -9,18 +9,18 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "the", "mo
 
 
 def store_state() -> dict:
-    """Every visible path of the store with its content hash (or link target): equal means unchanged."""
+    """Every path under the store (lock files and caches included) with its content hash or link target."""
     from lorakit.store import home
 
     state = {}
-    for top in ("models", "adapters", "entries", "blobs"):
-        root = home() / top
-        for p in sorted(root.rglob("*")) if root.exists() else ():
-            rel = p.relative_to(home()).as_posix()
-            if p.is_symlink():
-                state[rel] = "->" + str(p.readlink())
-            elif p.is_file():
-                state[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    for p in sorted(home().rglob("*")) if home().exists() else ():
+        rel = p.relative_to(home()).as_posix()
+        if p.is_symlink():
+            state[rel] = "->" + str(p.readlink())
+        elif p.is_file():
+            state[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            state[rel] = "dir"
     return state
 
 

@@ -35,7 +35,7 @@ def test_url_download_resumes_after_a_dropped_connection(server, tiny_model_dir,
     url = server.url + "/m/model.safetensors"
     rc, _, err = cli("install", url, "--name", "web")
     assert_one_line_error(rc, err, "interrupted", "run the same command again to resume")
-    assert store_state() == {}
+    assert [p for p in store_state() if not p.startswith("downloads")] == []  # only the partial download
     rc, out, err = cli("install", url, "--name", "web", "--json")
     assert rc == 0, err
     assert ("GET", "/m/model.safetensors", f"bytes={len(weights) // 2}-") in server.log

@@ -7,8 +7,7 @@ to it), a kohya-style LoRA file (converted to PEFT keys), and pickled adapters w
 """
 
 import json
-import os
-import shutil
+import tempfile
 from pathlib import Path
 
 from lorakit.errors import StoreError
@@ -16,8 +15,7 @@ from lorakit.store import compat, kohya, pickles, sources
 from lorakit.store.commit import commit
 from lorakit.store.entries import installed_names, model_dir
 from lorakit.store.install import read_json
-from lorakit.store.layout import check_name, tmp_dir
-from lorakit.store.locks import store_lock
+from lorakit.store.layout import check_name
 from lorakit.store.safetensors_check import dtypes, parameter_count, read_header, read_metadata, shapes
 
 WEIGHTS = "adapter_model.safetensors"
@@ -136,47 +134,45 @@ def install_adapter(source: str, base: str, name: str | None = None, force: bool
     src = sources.resolve(source, revision, sha256=sha256, companions=False)
     default = src.root.name if src.root is not None else src.default_name
     name = check_name(name or (src.root.parent.name if default == "adapter" and src.root else default))
-    with store_lock():
-        workdir = tmp_dir() / f"adapter-{name}-{os.getpid()}"
-        try:
-            if src.root is not None:
-                files = _peft_folder_files(src)
-                weights = [r for r in files if r == WEIGHTS or pickles.is_pickle(r)]
-                if WEIGHTS not in files:
-                    if not weights:
-                        raise StoreError(f"{source}: no {WEIGHTS}", "save the adapter with PEFT's save_pretrained")
-                    if not allow_pickle:
-                        raise pickles.refuse(source, weights)
-                    files[WEIGHTS] = pickles.convert(files[weights[0]], weights[0], workdir / WEIGHTS)
-                files = {r: p for r, p in files.items() if not pickles.is_pickle(r)}
-            else:
-                (rel, path), = src.files.items()
-                files = _single_file(path, rel, compat.base_shapes(base_dir), base_cfg, allow_pickle, workdir)
-            header = read_header(files[WEIGHTS])
-            cfg = read_json(files[CONFIG], f"{source}: {CONFIG}")
-            check_fits(shapes(header), cfg, base, f"adapter {name!r}")
-            meta = {
-                "source": src.description,
-                **src.pins,
-                "base": base,
-                "base_files": {r: f["sha256"] for r, f in _manifest_files(base_dir).items()
-                               if r.endswith(".safetensors")},
-                "format": "kohya" if "kohya" in read_metadata(files[WEIGHTS]).get("converted_from", "") else "peft",
-                "peft_type": str(cfg.get("peft_type", "LORA")),
-                "method": method(cfg),
-                "r": cfg.get("r"),
-                "lora_alpha": cfg.get("lora_alpha"),
-                "target_modules": cfg.get("target_modules"),
-                "task_type": cfg.get("task_type"),
-                "parameters": parameter_count(header),
-                "dtype": ",".join(dtypes(header)),
-                "architecture": f"{method(cfg)} adapter",
-            }
-            if "labels.json" in files:
-                meta["labels"] = read_json_list(files["labels.json"])
-            return commit("adapters", name, files, meta, force)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+    # Conversions go to the system's temp folder: nothing is written to the store before commit().
+    with tempfile.TemporaryDirectory(prefix="lorakit-convert-") as tmp:
+        workdir = Path(tmp)
+        if src.root is not None:
+            files = _peft_folder_files(src)
+            weights = [r for r in files if r == WEIGHTS or pickles.is_pickle(r)]
+            if WEIGHTS not in files:
+                if not weights:
+                    raise StoreError(f"{source}: no {WEIGHTS}", "save the adapter with PEFT's save_pretrained")
+                if not allow_pickle:
+                    raise pickles.refuse(source, weights)
+                files[WEIGHTS] = pickles.convert(files[weights[0]], weights[0], workdir / WEIGHTS)
+            files = {r: p for r, p in files.items() if not pickles.is_pickle(r)}
+        else:
+            (rel, path), = src.files.items()
+            files = _single_file(path, rel, compat.base_shapes(base_dir), base_cfg, allow_pickle, workdir)
+        header = read_header(files[WEIGHTS])
+        cfg = read_json(files[CONFIG], f"{source}: {CONFIG}")
+        check_fits(shapes(header), cfg, base, f"adapter {name!r}")
+        meta = {
+            "source": src.description,
+            **src.pins,
+            "base": base,
+            "base_files": {r: f["sha256"] for r, f in _manifest_files(base_dir).items()
+                           if r.endswith(".safetensors")},
+            "format": "kohya" if "kohya" in read_metadata(files[WEIGHTS]).get("converted_from", "") else "peft",
+            "peft_type": str(cfg.get("peft_type", "LORA")),
+            "method": method(cfg),
+            "r": cfg.get("r"),
+            "lora_alpha": cfg.get("lora_alpha"),
+            "target_modules": cfg.get("target_modules"),
+            "task_type": cfg.get("task_type"),
+            "parameters": parameter_count(header),
+            "dtype": ",".join(dtypes(header)),
+            "architecture": f"{method(cfg)} adapter",
+        }
+        if "labels.json" in files:
+            meta["labels"] = read_json_list(files["labels.json"])
+        return commit("adapters", name, files, meta, force)
 
 
 def read_json_list(path: Path) -> list | None:

@@ -27,7 +27,8 @@ def read_manifest(path: Path) -> dict | None:
 
 def _check_free(files: dict[str, Path], digests: dict[str, str | None]) -> None:
     need = sum(p.stat().st_size for rel, p in files.items() if not (digests[rel] and has_blob(digests[rel])))
-    free = shutil.disk_usage(home()).free
+    where = next(p for p in (home(), *home().parents) if p.exists())  # the store may not exist yet
+    free = shutil.disk_usage(where).free
     if need + (64 << 20) > free:
         raise StoreError(f"not enough disk space: need {need / 1e6:.0f} MB, {free / 1e6:.0f} MB free under {home()}",
                          "free some space, or run: lorakit gc")
@@ -59,12 +60,19 @@ def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool
     word = KIND_WORD[kind]
     files = {r: p for r, p in files.items() if r != MANIFEST}  # a copied store entry: the manifest is ours to write
     other = next(k for k in KINDS if k != kind)
-    with store_lock(), name_lock(kind, name):
+
+    def name_clash() -> None:
         if entry_dir(other, name).is_symlink():
             raise StoreError(f"{name!r} is already the name of an installed {KIND_WORD[other]}",
                              "pick another name with --name")
-        cache = hashcache.load()
-        digests = {rel: hashcache.lookup(cache, p) for rel, p in files.items()}
+
+    # Checked before any lock file is created, so that a refused install leaves no trace.
+    name_clash()
+    cache = hashcache.load()
+    digests = {rel: hashcache.lookup(cache, p) for rel, p in files.items()}
+    _check_free(files, digests)
+    with store_lock(), name_lock(kind, name):
+        name_clash()
         link = entry_dir(kind, name)
         current = read_manifest(link) if link.is_symlink() else None
         if current is not None:
@@ -83,7 +91,6 @@ def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool
             for d in {d for d in digests.values() if d and has_blob(d)}:
                 if sha256_file(blob_dir() / d) != d:
                     (blob_dir() / d).unlink()
-        _check_free(files, digests)
 
         staging = tmp_dir() / f"install-{kind}-{name}-{os.getpid()}-{os.urandom(4).hex()}"
         staging.mkdir()

@@ -5,6 +5,7 @@ the remaining bytes (HTTP Range) and appends. Only a complete file (matching --s
 given) is renamed to its final name and handed to the installer.
 """
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -54,6 +55,9 @@ def fetch(url: str, sha256: str | None = None, name: str | None = None) -> Path:
         got = sha256_file(part)
         if got != sha256.lower():
             part.unlink()
+            shutil.rmtree(folder, ignore_errors=True)  # nothing of it stays in the store
+            with contextlib.suppress(OSError):
+                folder.parent.rmdir()
             raise StoreError(f"{url}: sha256 mismatch (expected {sha256.lower()[:16]}..., got {got[:16]}...)",
                              "check the --sha256 value or the URL; the download was discarded")
     os.replace(part, final)

@@ -2,15 +2,13 @@
 weight file, then hand the files to commit() which makes the entry appear atomically."""
 
 import json
-import os
-import shutil
+import tempfile
 from pathlib import Path
 
 from lorakit.errors import StoreError
 from lorakit.store import pickles, sources
 from lorakit.store.commit import commit
-from lorakit.store.layout import check_name, tmp_dir
-from lorakit.store.locks import store_lock
+from lorakit.store.layout import check_name
 from lorakit.store.safetensors_check import dtypes, parameter_count, read_header
 
 # Code that travels with some hub models; lorakit never runs model code, so it is not installed.
@@ -69,24 +67,22 @@ def install_model(source: str, name: str | None = None, force: bool = False, rev
                          "put the model's config.json next to the .safetensors file" if single else
                          "a base model folder needs config.json and *.safetensors weights")
     config = read_json(files["config.json"], f"{source}: config.json")
-    with store_lock():  # gc waits: the converted files below live in tmp/
-        workdir = tmp_dir() / f"convert-{name}-{os.getpid()}"
-        try:
-            files = convert_pickles(source, files, allow_pickle, workdir)
-            headers = validate_weights(files)
-            if not headers:
-                raise StoreError(f"{source}: no .safetensors weights", pickles.HINT)
-            meta = {
-                "source": src.description,
-                **src.pins,
-                "architecture": architecture(config),
-                "model_type": str(config.get("model_type", "unknown")),
-                "dtype": ",".join(sorted({d for h in headers.values() for d in dtypes(h)})),
-                "parameters": sum(parameter_count(h) for h in headers.values()),
-                "hidden_size": config.get("hidden_size") or config.get("dim") or config.get("d_model"),
-            }
-            if workdir.exists():
-                meta["converted_from_pickle"] = True
-            return commit("models", name, files, meta, force)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+    # Conversions go to the system's temp folder: nothing is written to the store before commit().
+    with tempfile.TemporaryDirectory(prefix="lorakit-convert-") as tmp:
+        workdir = Path(tmp)
+        files = convert_pickles(source, files, allow_pickle, workdir)
+        headers = validate_weights(files)
+        if not headers:
+            raise StoreError(f"{source}: no .safetensors weights", pickles.HINT)
+        meta = {
+            "source": src.description,
+            **src.pins,
+            "architecture": architecture(config),
+            "model_type": str(config.get("model_type", "unknown")),
+            "dtype": ",".join(sorted({d for h in headers.values() for d in dtypes(h)})),
+            "parameters": sum(parameter_count(h) for h in headers.values()),
+            "hidden_size": config.get("hidden_size") or config.get("dim") or config.get("d_model"),
+        }
+        if any(p.is_relative_to(workdir) for p in files.values()):
+            meta["converted_from_pickle"] = True
+        return commit("models", name, files, meta, force)
