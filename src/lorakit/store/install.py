@@ -58,7 +58,7 @@ def validate_weights(files: dict[str, Path]) -> dict[str, dict]:
 
 def install_model(source: str, name: str | None = None, force: bool = False, revision: str | None = None,
                   sha256: str | None = None, allow_pickle: bool = False) -> dict:
-    src = sources.resolve(source, revision, sha256)
+    src = sources.resolve(source, revision, sha256, allow_pickle=allow_pickle)
     name = check_name(name or src.default_name)
     files = {r: p for r, p in src.files.items() if Path(r).suffix.lower() not in CODE_SUFFIXES}
     if "config.json" not in files:

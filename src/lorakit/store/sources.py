@@ -67,8 +67,9 @@ def folder_files(root: Path) -> dict[str, Path]:
             path = d / n
             if path.is_symlink():
                 _inside(root, path)
+                path = path.resolve()  # read the target itself, not through the link
             if path.is_file():
-                files[path.relative_to(root).as_posix()] = path
+                files[(d / n).relative_to(root).as_posix()] = path
     return files
 
 
@@ -92,7 +93,8 @@ def _file_source(path: Path, description: str, companions: bool) -> Source:
     return Source(files, description, path.stem)
 
 
-def resolve(source: str, revision: str | None = None, sha256: str | None = None, companions: bool = True) -> Source:
+def resolve(source: str, revision: str | None = None, sha256: str | None = None, companions: bool = True,
+            allow_pickle: bool = False) -> Source:
     if source in ALIASES:
         module, subdir, pip_name = ALIASES[source]
         root = package_dir(module, subdir, pip_name)
@@ -123,14 +125,14 @@ def resolve(source: str, revision: str | None = None, sha256: str | None = None,
     if path.exists():
         raise StoreError(f"{source}: not a regular file or folder")
     if source.count("/") == 1 and not source.startswith((".", "/", "~")):
-        return _from_hub(source, revision)
+        return _from_hub(source, revision, allow_pickle)
     raise StoreError(
         f"{source}: no such folder, file, alias or hub id",
         f"known aliases: {', '.join(ALIASES)}; or give a local folder with config.json and *.safetensors",
     )
 
 
-def _from_hub(repo_id: str, revision: str | None) -> Source:
+def _from_hub(repo_id: str, revision: str | None, allow_pickle: bool = False) -> Source:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
@@ -138,7 +140,9 @@ def _from_hub(repo_id: str, revision: str | None) -> Source:
         folder = snapshot_download(
             repo_id,
             revision=revision,
-            allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"],
+            # pickles are fetched only with --allow-pickle (and then dropped if safetensors exist)
+            allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]
+            + (["*.bin", "*.pt", "*.pth", "*.ckpt"] if allow_pickle else []),
         )
     except LocalEntryNotFoundError:
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
