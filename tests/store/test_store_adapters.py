@@ -216,3 +216,14 @@ def test_config_that_peft_would_choke_on_later_is_refused(change, needle, tmp_pa
     (src / "adapter_config.json").write_text(json.dumps({**cfg, **change}))
     rc, _, err = cli("install", "--adapter", src, "--base", "tiny")
     assert_one_line_error(rc, err, needle)
+
+
+def test_single_file_alpha_from_metadata(tmp_path, tiny_model_dir, cli, tiny_installed):
+    src = make_peft_adapter(tiny_model_dir, tmp_path / "a", modules_to_save=None)
+    w = load_file(src / "adapter_model.safetensors")
+    save_file(w, tmp_path / "good.safetensors", metadata={"lora_alpha": "16"})
+    rc, out, err = cli("install", "--adapter", tmp_path / "good.safetensors", "--base", "tiny", "--json")
+    assert rc == 0 and json.loads(out)["lora_alpha"] == 16.0, err
+    save_file(w, tmp_path / "bad.safetensors", metadata={"lora_alpha": "lots"})
+    rc, _, err = cli("install", "--adapter", tmp_path / "bad.safetensors", "--base", "tiny")
+    assert_one_line_error(rc, err, "lora_alpha 'lots' is not a number")

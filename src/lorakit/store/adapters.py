@@ -71,8 +71,12 @@ def _single_file(path: Path, rel: str, base_shapes: dict, base_cfg: dict, allow_
         config = _infer_config(header, workdir)
         meta = read_metadata(path)
         if "lora_alpha" in meta:  # some tools record alpha in the file's metadata
+            try:
+                alpha = float(meta["lora_alpha"])
+            except ValueError:
+                raise StoreError(f"{rel}: metadata lora_alpha {meta['lora_alpha'][:30]!r} is not a number") from None
             cfg = read_json(config, CONFIG)
-            cfg["lora_alpha"] = float(meta["lora_alpha"])
+            cfg["lora_alpha"] = alpha
             config.write_text(json.dumps(cfg, indent=2))
     return {CONFIG: config, WEIGHTS: path}
 
