@@ -95,3 +95,32 @@ def test_header_check_reads_only_the_header(tmp_path, monkeypatch):
     with pytest.raises(StoreError):
         read_header(p)
     assert reads == [8]
+
+
+def test_mutated_files_give_a_store_error_or_a_valid_table(tmp_path, tiny_model_dir):
+    """Random byte flips, truncations and header rewrites: never any other exception."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from lorakit.errors import StoreError
+    from lorakit.store.safetensors_check import read_header
+
+    good = (tiny_model_dir / "model.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", good[:8])
+    target = tmp_path / "fuzz.safetensors"
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(cut=st.integers(0, 8 + n + 64), flips=st.lists(st.tuples(st.integers(0, 8 + n - 1), st.integers(0, 255)),
+                                                          max_size=4), truncate=st.booleans())
+    def check(cut, flips, truncate):
+        data = bytearray(good[: cut] if truncate else good)
+        for pos, byte in flips:
+            if pos < len(data):
+                data[pos] = byte
+        target.write_bytes(bytes(data))
+        try:
+            read_header(target)
+        except StoreError:
+            pass
+
+    check()
