@@ -12,10 +12,13 @@ Python API, mirroring the command line::
 __version__ = "0.1.0"
 
 
-def install(source: str, name: str | None = None, force: bool = False, revision: str | None = None) -> dict:
-    from lorakit.store import install_model
+def install(source: str, name: str | None = None, force: bool = False, revision: str | None = None, **kwargs) -> dict:
+    """Install a base model; with ``base=NAME``, install ``source`` as an adapter for that base."""
+    from lorakit.store import install_adapter, install_model
 
-    return install_model(source, name=name, force=force, revision=revision)
+    if kwargs.get("base"):
+        return install_adapter(source, name=name, force=force, **kwargs)
+    return install_model(source, name=name, force=force, revision=revision, **kwargs)
 
 
 def train(recipe=None, overrides=None, **kwargs) -> dict:

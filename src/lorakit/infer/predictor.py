@@ -11,6 +11,7 @@ from lorakit.data.batching import encode
 from lorakit.errors import RunError
 from lorakit.infer.logits import batched_logits
 from lorakit.store import model_dir
+from lorakit.store.adapters import check_folder
 from lorakit.train.model import load_base
 
 
@@ -32,6 +33,7 @@ class Predictor:
         self.labels: list[str] = self.meta["labels"]
         self.max_length: int = self.meta["max_length"]
         self.batch_size = batch_size
+        check_folder(self.adapter, self.meta["base"])  # a clear message instead of a shape-mismatch traceback
         base, self.tokenizer = load_base(model_dir(self.meta["base"]), self.labels)
         self.model = PeftModel.from_pretrained(base, self.adapter).eval()
 

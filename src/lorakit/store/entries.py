@@ -1,25 +1,37 @@
-"""Read what is installed: list entries, find a model's folder."""
+"""Read what is installed: list entries, find an entry's folder, describe one."""
 
-import json
 from pathlib import Path
 
-from lorakit.errors import NotInstalledError
-from lorakit.store.layout import KINDS, MANIFEST, entry_dir, home
+from lorakit.errors import LorakitError, NotInstalledError
+from lorakit.store.commit import read_manifest
+from lorakit.store.layout import KIND_WORD, KINDS, entry_dir, home
 from lorakit.store.sources import ALIASES
+
+
+def installed_names(kind: str) -> list[str]:
+    root = home() / kind
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir() if d.is_symlink() and read_manifest(d) is not None)
 
 
 def list_entries() -> list[dict]:
     out = []
     for kind in KINDS:
-        root = home() / kind
-        if not root.is_dir():
-            continue
-        for d in sorted(root.iterdir()):
-            if (d / MANIFEST).is_file():
-                m = json.loads((d / MANIFEST).read_text())
-                m["size"] = sum(f["size"] for f in m["files"].values())
-                out.append(m)
+        for name in installed_names(kind):
+            m = read_manifest(entry_dir(kind, name))
+            m["size"] = sum(f["size"] for f in m["files"].values())
+            out.append(m)
     return out
+
+
+def find(name: str) -> tuple[str, Path]:
+    """(kind, folder) of an installed model or adapter called ``name``."""
+    for kind in KINDS:
+        d = entry_dir(kind, name)
+        if d.is_symlink() and read_manifest(d) is not None:
+            return kind, d
+    raise NotInstalledError(f"nothing called {name!r} is installed in {home()}", "see: lorakit list")
 
 
 def model_dir(name: str) -> Path:
@@ -28,11 +40,57 @@ def model_dir(name: str) -> Path:
     if ("/" in name or name.startswith(".")) and (path / "config.json").is_file():
         return path.resolve()
     d = entry_dir("models", name)
-    if not (d / MANIFEST).is_file():
+    if read_manifest(d) is None:
         hint = f"run: lorakit install {name}" if name in ALIASES else "run: lorakit install SOURCE --name " + name
         raise NotInstalledError(f"model {name!r} is not installed in {home()}", hint)
     return d
 
 
+def adapter_dir(name: str, check: bool = True) -> Path:
+    """Folder of an installed adapter (PEFT format), re-checked against its base unless ``check=False``."""
+    d = entry_dir("adapters", name)
+    m = read_manifest(d)
+    if m is None:
+        raise NotInstalledError(f"adapter {name!r} is not installed in {home()}",
+                                f"run: lorakit install --adapter SOURCE --base BASE --name {name}")
+    if check:
+        from lorakit.store.adapters import check_folder
+
+        check_folder(d, m["base"])
+    return d
+
+
 def manifest(kind: str, name: str) -> dict:
-    return json.loads((entry_dir(kind, name) / MANIFEST).read_text())
+    m = read_manifest(entry_dir(kind, name))
+    if m is None:
+        raise NotInstalledError(f"{KIND_WORD[kind]} {name!r} is not installed in {home()}", "see: lorakit list")
+    return m
+
+
+def show(name: str) -> dict:
+    """Manifest plus what fits: adapters for a model, the bases that fit for an adapter."""
+    from lorakit.store import adapters, compat
+    from lorakit.store.install import read_json
+    from lorakit.store.safetensors_check import read_header, shapes
+
+    kind, d = find(name)
+    m = dict(read_manifest(d))
+    m["path"] = str(d)
+    if kind == "models":
+        cfg = read_json(d / "config.json", "config.json")
+        base = compat.base_shapes(d)
+        fits = []
+        for a in installed_names("adapters"):
+            ad = entry_dir("adapters", a)
+            try:
+                sh = shapes(read_header(ad / "adapter_model.safetensors"))
+                if not compat.mismatches(sh, read_json(ad / "adapter_config.json", "adapter_config.json"), base, cfg):
+                    fits.append(a)
+            except (LorakitError, OSError):  # a corrupt entry is verify's business, not show's
+                continue
+        m["adapters_that_fit"] = fits
+    else:
+        sh = shapes(read_header(d / "adapter_model.safetensors"))
+        cfg = read_json(d / "adapter_config.json", "adapter_config.json")
+        m["fits_bases"] = adapters.fits_elsewhere(sh, cfg, skip="")
+    return m

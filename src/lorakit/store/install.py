@@ -1,109 +1,88 @@
-"""Install a base model into the store: validate, hash into blobs, build the entry aside, rename.
+"""Install a base model into the store: resolve the source, refuse what is unsafe, validate every
+weight file, then hand the files to commit() which makes the entry appear atomically."""
 
-An install is built in tmp/ and renamed into models/<name> only when every file is hashed and
-fsynced, so an interrupted install leaves the store as it was.
-"""
-
-import fcntl
 import json
-import os
-import shutil
-import time
-from contextlib import contextmanager
+import tempfile
 from pathlib import Path
 
 from lorakit.errors import StoreError
-from lorakit.store import sources
-from lorakit.store.blobs import add_blob, fsync_dir, link_blob
-from lorakit.store.layout import MANIFEST, entry_dir, home, tmp_dir
-from lorakit.store.safetensors_check import parameter_count, read_header
+from lorakit.store import pickles, sources
+from lorakit.store.commit import commit
+from lorakit.store.layout import check_name
+from lorakit.store.safetensors_check import dtypes, parameter_count, read_header
 
-PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
-
-
-def _source_files(root: Path) -> list[Path]:
-    """Regular files under root (hidden files skipped); symlinks must stay inside root."""
-    files = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
-            raise StoreError(f"{rel}: symlink points outside the source folder", "copy the real file into the folder")
-        if path.is_file():
-            files.append(path)
-    return files
+# Code that travels with some hub models; lorakit never runs model code, so it is not installed.
+CODE_SUFFIXES = {".py", ".pyc", ".so", ".dll", ".dylib", ".sh", ".exe"}
 
 
-@contextmanager
-def _lock(name: str):
-    lock_path = home() / "locks" / f"{name}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise StoreError(f"{what}: not valid JSON ({str(e)[:80]})") from None
+    if not isinstance(data, dict):
+        raise StoreError(f"{what}: expected a JSON object")
+    return data
 
 
-def install_model(source: str, name: str | None = None, force: bool = False, revision: str | None = None) -> dict:
-    src = sources.resolve(source, revision)
-    name = name or src.default_name
-    dest = entry_dir("models", name)
-    files = _source_files(src.path)
-    rel = {f: f.relative_to(src.path).as_posix() for f in files}
+def convert_pickles(source: str, files: dict[str, Path], allow_pickle: bool, workdir: Path) -> dict[str, Path]:
+    """Drop pickles next to safetensors weights; refuse or convert pickles that are the only weights."""
+    pickled = [r for r in files if pickles.is_pickle(r)]
+    if not pickled:
+        return files
+    has_safetensors = any(r.endswith(".safetensors") for r in files)
+    keep = {r: p for r, p in files.items() if not pickles.is_pickle(r)}
+    if has_safetensors:  # the safe copy is there: the pickles are not needed
+        return {r: p for r, p in keep.items() if not pickles.is_pickle_index(r)}
+    if not allow_pickle:
+        raise pickles.refuse(source, pickled)
+    for rel in pickled:
+        new = pickles.safetensors_name(rel)
+        keep[new] = pickles.convert(files[rel], rel, workdir / new)
+    for rel in [r for r in keep if pickles.is_pickle_index(r)]:
+        new = rel.replace(".bin.index.json", ".safetensors.index.json").replace("pytorch_model", "model")
+        keep[new] = pickles.convert_index(keep.pop(rel), workdir / Path(new).name)
+    return keep
 
-    if not any(r == "config.json" for r in rel.values()):
-        raise StoreError(f"{source}: no config.json", "a base model folder needs config.json and *.safetensors weights")
-    weights = [f for f in files if f.suffix == ".safetensors"]
-    pickles = [rel[f] for f in files if f.suffix in PICKLE_SUFFIXES]
-    if not weights:
-        found = f" (found pickle files: {', '.join(pickles)})" if pickles else ""
-        raise StoreError(f"{source}: no .safetensors weights{found}", "lorakit installs safetensors weights only")
-    headers = {rel[f]: read_header(f) for f in weights}
-    files = [f for f in files if f.suffix not in PICKLE_SUFFIXES]  # safetensors present: pickles not needed
 
-    need = sum(f.stat().st_size for f in files)
-    free = shutil.disk_usage(tmp_dir()).free
-    if need > free:
-        raise StoreError(f"not enough disk space: need {need / 1e6:.0f} MB, {free / 1e6:.0f} MB free under {home()}")
+def architecture(config: dict) -> str:
+    archs = config.get("architectures")
+    if isinstance(archs, list) and archs and isinstance(archs[0], str):
+        return archs[0]
+    return str(config.get("model_type", "unknown"))
 
-    with _lock(name):
-        if dest.exists() and not force:
-            current = json.loads((dest / MANIFEST).read_text())
-            raise StoreError(f"model {name!r} is already installed (from {current['source']})",
-                             "use --force to replace it, or --name to pick another name")
-        staging = Path(tmp_dir()) / f"install-{name}-{os.getpid()}-{time.monotonic_ns()}"
-        staging.mkdir()
-        try:
-            manifest_files = {}
-            for f in files:
-                digest, size = add_blob(f, staging.parent)
-                link_blob(digest, staging / rel[f])
-                manifest_files[rel[f]] = {"sha256": digest, "size": size}
-            config = json.loads((src.path / "config.json").read_text())
-            manifest = {
-                "kind": "model",
-                "name": name,
-                "source": src.description,
-                "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "architecture": (config.get("architectures") or [config.get("model_type", "unknown")])[0],
-                "model_type": config.get("model_type"),
-                "parameters": sum(parameter_count(h) for h in headers.values()),
-                "files": manifest_files,
-            }
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-            fsync_dir(staging)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.exists():  # --force: move the old entry aside first, then swap
-                old = staging.with_name(staging.name + "-old")
-                os.replace(dest, old)
-                os.replace(staging, dest)
-                shutil.rmtree(old)
-            else:
-                os.replace(staging, dest)
-            fsync_dir(dest.parent)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return manifest
+
+def validate_weights(files: dict[str, Path]) -> dict[str, dict]:
+    return {rel: read_header(p) for rel, p in files.items() if rel.endswith(".safetensors")}
+
+
+def install_model(source: str, name: str | None = None, force: bool = False, revision: str | None = None,
+                  sha256: str | None = None, allow_pickle: bool = False) -> dict:
+    src = sources.resolve(source, revision, sha256, allow_pickle=allow_pickle)
+    name = check_name(name or src.default_name)
+    files = {r: p for r, p in src.files.items() if Path(r).suffix.lower() not in CODE_SUFFIXES}
+    if "config.json" not in files:
+        single = len(src.files) == 1 or src.root is None
+        raise StoreError(f"{source}: no config.json",
+                         "put the model's config.json next to the .safetensors file" if single else
+                         "a base model folder needs config.json and *.safetensors weights")
+    config = read_json(files["config.json"], f"{source}: config.json")
+    # Conversions go to the system's temp folder: nothing is written to the store before commit().
+    with tempfile.TemporaryDirectory(prefix="lorakit-convert-") as tmp:
+        workdir = Path(tmp)
+        files = convert_pickles(source, files, allow_pickle, workdir)
+        headers = validate_weights(files)
+        if not headers:
+            raise StoreError(f"{source}: no .safetensors weights", pickles.HINT)
+        meta = {
+            "source": src.description,
+            **src.pins,
+            "architecture": architecture(config),
+            "model_type": str(config.get("model_type", "unknown")),
+            "dtype": ",".join(sorted({d for h in headers.values() for d in dtypes(h)})),
+            "parameters": sum(parameter_count(h) for h in headers.values()),
+            "hidden_size": config.get("hidden_size") or config.get("dim") or config.get("d_model"),
+        }
+        if any(p.is_relative_to(workdir) for p in files.values()):
+            meta["converted_from_pickle"] = True
+        return commit("models", name, files, meta, force)

