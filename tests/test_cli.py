@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import tiny_overrides, write_csv
+from helpers import make_tiny_model, tiny_overrides, write_csv
 
 
 def lorakit(*args, stdin=None, cwd=None):
@@ -103,7 +103,7 @@ def test_user_errors_are_one_line_and_exit_1(tmp_path, tiny_csv, tiny_model_dir,
 
     assert_user_error(lorakit("eval", tmp_path / "nope"), "no saved test split")
     assert_user_error(lorakit("predict", tmp_path / "nope", "x"), "not found")
-    assert_user_error(lorakit("install", tmp_path / "nope"), "no such folder, alias or hub id")
+    assert_user_error(lorakit("install", tmp_path / "nope"), "no such folder, file, alias or hub id")
     assert_user_error(lorakit("install", "someorg/somemodel"), "cannot download 'someorg/somemodel'")
 
 
@@ -120,5 +120,7 @@ def test_install_and_list(tmp_path, tiny_model_dir, run_cli):
     r = lorakit("list", "--json")
     (entry,) = json.loads(r.stdout)
     assert entry["name"] == "tiny" and entry["kind"] == "model" and entry["parameters"] > 0
-    assert_user_error(lorakit("install", tiny_model_dir, "--name", "tiny"), "already installed")
+    assert lorakit("install", tiny_model_dir, "--name", "tiny").returncode == 0  # identical content: a no-op
+    other = make_tiny_model(tmp_path / "other", seed=1)
+    assert_user_error(lorakit("install", other, "--name", "tiny"), "already installed")
     assert_user_error(lorakit("install", tiny_model_dir, "--name", "../evil"), "invalid name '../evil'")

@@ -12,7 +12,7 @@ from lorakit.data.files import read_file
 from lorakit.data.splits import stratified_take
 from lorakit.errors import DataError
 
-from conftest import synthetic_rows, write_csv
+from helpers import synthetic_rows, write_csv
 
 
 def test_bad_rows_are_reported_with_line_numbers(tmp_path):

@@ -15,7 +15,7 @@ from lorakit.data.batching import bucket_batches
 from lorakit.train.distributed import micro_batches, shard
 from lorakit.train.loop import train
 
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 
 EXTRA = {"train.epochs": 2, "train.batch_size": 16, "lora.dropout": 0.0, "train.checkpoint_every": 5}
 

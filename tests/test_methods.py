@@ -5,7 +5,7 @@ import json
 from lorakit.evaluate.report import evaluate
 from lorakit.train.loop import train
 
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 
 
 def test_adalora_reallocates_ranks_and_reloads(tmp_path, tiny_csv, tiny_model_dir):

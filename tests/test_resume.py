@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from lorakit.errors import RunError
 from lorakit.train.loop import train
 
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 
 EXTRA = {"train.epochs": 3, "train.checkpoint_every": 4, "lora.dropout": 0.1, "train.batch_size": 8}
 

@@ -10,7 +10,7 @@ from lorakit.errors import ConfigError, NotInstalledError, RunError
 from lorakit.infer.predictor import load
 from lorakit.train.loop import TrainingDiverged, train
 
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 
 
 def test_run_folder_holds_everything(tiny_run):

@@ -38,7 +38,7 @@ def config_problems(cfg: dict) -> list[str]:
         p.append(f"adapter_config lora_alpha must be a number, got {str(cfg['lora_alpha'])[:30]!r}")
     for key in ("rank_pattern", "alpha_pattern"):
         v = cfg.get(key)
-        if v and not (isinstance(v, dict) and all(isinstance(k, str) and _number(x) for k, x in v.items())):
+        if v and not (isinstance(v, dict) and all(isinstance(k, str) and _pattern_value(key, x) for k, x in v.items())):
             p.append(f"adapter_config {key} must map module names to numbers")
     t = cfg.get("target_modules")
     if not (t is None or isinstance(t, str) or (isinstance(t, list) and all(isinstance(x, str) for x in t))):
@@ -49,6 +49,11 @@ def config_problems(cfg: dict) -> list[str]:
         if key in cfg and not isinstance(cfg[key], bool):
             p.append(f"adapter_config {key} must be true or false")
     return p
+
+
+def _pattern_value(key: str, x) -> bool:
+    """A rank or alpha; AdaLoRA's rank_pattern holds each module's kept-rank mask instead."""
+    return _number(x) or (key == "rank_pattern" and isinstance(x, list) and all(isinstance(b, bool) for b in x))
 
 
 def _expected_rank(module: str, cfg: dict) -> int | None:
