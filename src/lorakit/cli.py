@@ -122,6 +122,31 @@ def cmd_predict(a) -> None:
         print(json.dumps({"text": text, **p}, ensure_ascii=False))
 
 
+def cmd_merge(a) -> None:
+    from lorakit.export.merge import merge
+
+    r = merge(a.adapter, a.out, base=a.base, force=a.force, install=a.install)
+    if a.json:
+        print(json.dumps(r))
+        return
+    kind = "DoRA" if r["dora"] else "LoRA"
+    out.print(f"merged {kind} adapter {r['adapter']} ({r['modules']} modules) into {r['base']} "
+              f"-> {r['out']} ({r['tensors']} tensors; base unchanged, checked by {r['base_check']})")
+    if r.get("installed"):
+        out.print(f"installed as model [bold]{r['installed']}[/]")
+    out.print(f"load it with: AutoModelForSequenceClassification.from_pretrained({r['out']!r})")
+
+
+def cmd_unmerge(a) -> None:
+    from lorakit.export.unmerge import unmerge
+
+    r = unmerge(a.merged, a.out, adapter=a.adapter, force=a.force)
+    if a.json:
+        print(json.dumps(r))
+        return
+    out.print(f"removed adapter {r['adapter']} ({r['modules']} modules) from {r['merged']} -> base model in {r['out']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lorakit", description="Install, fine-tune, evaluate and use LoRA adapters.")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -160,6 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text-column", default="text", help="column or field of --file holding the text")
     s.add_argument("--batch-size", type=int, default=64)
     s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("merge", help="merge an adapter into its base: plain weights any transformers code loads")
+    s.add_argument("adapter", metavar="RUN_OR_ADAPTER", help="run folder, adapter folder or installed adapter name")
+    s.add_argument("--out", required=True, help="folder to write (config.json, model.safetensors, tokenizer, labels)")
+    s.add_argument("--base", help="base model to merge into (default: the adapter's own base)")
+    s.add_argument("--install", metavar="NAME", help="also install the merged model into the store as NAME")
+    s.add_argument("--force", action="store_true", help="replace an existing --out folder (and store entry NAME)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_merge)
+
+    s = sub.add_parser("unmerge", help="take a merged adapter back out: the base model again (LoRA, fp32)")
+    s.add_argument("merged", help="a folder written by lorakit merge")
+    s.add_argument("--out", required=True, help="folder to write the base model to")
+    s.add_argument("--adapter", help="the adapter that was merged (default: the one recorded by merge)")
+    s.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_unmerge)
     return p
 
 
