@@ -147,6 +147,27 @@ def cmd_unmerge(a) -> None:
     out.print(f"removed adapter {r['adapter']} ({r['modules']} modules) from {r['merged']} -> base model in {r['out']}")
 
 
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise LorakitError(f"--weights {text!r} is not a comma-separated list of numbers", "e.g. --weights 0.7,0.3")
+
+
+def cmd_combine(a) -> None:
+    from lorakit.export.combine import combine
+
+    weights = _weights(a.weights) if a.weights else [1.0 / len(a.adapters)] * len(a.adapters)
+    r = combine(a.adapters, a.out, weights=weights, method=a.method, density=a.density, svd_rank=a.svd_rank,
+                seed=a.seed, force=a.force)
+    if a.json:
+        print(json.dumps(r))
+        return
+    out.print(f"combined {len(r['adapters'])} adapters ({r['method']}, weights {r['weights']}) into a rank-{r['rank']} "
+              f"adapter over {r['modules']} modules -> {r['out']}")
+    out.print(f"next: lorakit merge {r['out']} --out DIR")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lorakit", description="Install, fine-tune, evaluate and use LoRA adapters.")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -202,6 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace an existing --out folder")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_unmerge)
+
+    s = sub.add_parser("combine", help="combine adapters of one base into a new adapter (PEFT weighted combination)")
+    s.add_argument("adapters", nargs="+", metavar="ADAPTER", help="run folders, adapter folders or installed names")
+    s.add_argument("--out", required=True, help="adapter folder to write")
+    s.add_argument("--weights", help="one weight per adapter, e.g. 0.7,0.3 (default: equal)")
+    s.add_argument("--method", default="linear", choices=["linear", "cat", "ties", "dare_linear", "svd"])
+    s.add_argument("--density", type=float, help="share of values kept by ties/dare_linear (default 0.5)")
+    s.add_argument("--svd-rank", type=int, help="rank of an svd combination (default: the largest input rank)")
+    s.add_argument("--seed", type=int, default=0, help="seed of dare's random drop")
+    s.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_combine)
     return p
 
 

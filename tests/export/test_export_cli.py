@@ -35,3 +35,16 @@ def test_user_errors_print_one_line_and_exit_1(trained, tmp_path, capsys):
     assert (tmp_path / "m" / "keep.txt").read_text() == "mine"
     assert main(["unmerge", str(tmp_path), "--out", str(tmp_path / "b")]) == 1
     assert "lorakit merge" in capsys.readouterr().err
+
+
+def test_combine_on_the_command_line(trained, tmp_path, capsys):
+    a, b = trained("lora", seed=0), trained("lora", seed=1)
+    assert main(["combine", str(a), str(b), "--weights", "0.7,0.3", "--method", "cat", "--out",
+                 str(tmp_path / "ab")]) == 0
+    assert "rank-8" in capsys.readouterr().out
+    assert {"adapter_config.json", "adapter_model.safetensors", "labels.json", "lorakit.json"} <= \
+        {p.name for p in (tmp_path / "ab").iterdir()}
+    # the combined adapter merges like any other
+    assert main(["merge", str(tmp_path / "ab"), "--out", str(tmp_path / "m")]) == 0
+    assert main(["combine", str(a), str(b), "--weights", "0.7;0.3", "--out", str(tmp_path / "x")]) == 1
+    assert "comma-separated" in capsys.readouterr().err
