@@ -168,6 +168,23 @@ def cmd_combine(a) -> None:
     out.print(f"next: lorakit merge {r['out']} --out DIR")
 
 
+def cmd_export(a) -> None:
+    from lorakit.export.package import export
+
+    r = export(a.run, a.format, a.out, force=a.force, batch_size=a.batch_size, threads=a.threads)
+    if a.json:
+        print(json.dumps(r))
+        return
+    ref, cand = (r[name] for name in r["sides"])
+    out.print(f"{a.format} export -> {r['out']}  ({', '.join(r['files'])})")
+    out.print(f"check on {r['examples']} test texts, {r['threads']} threads: accuracy {ref['accuracy']:.4f} -> "
+              f"{cand['accuracy']:.4f} ({r['accuracy_change']:+.4f}); {r['speed_ratio']:.2f}x the speed of "
+              f"{r['sides'][0]}; max |logit diff| {r['max_abs_logit_diff']:.2g}")
+    if not r["within_tolerance"]:
+        err.print(f"warning: logits differ by more than the {r['tolerance']['kind']} tolerance "
+                  f"{r['tolerance']['value']:g}; see {r['out']}/check.json", highlight=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lorakit", description="Install, fine-tune, evaluate and use LoRA adapters.")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -235,6 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace an existing --out folder")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_combine)
+
+    s = sub.add_parser("export", help="merge and convert a run for deployment, checked on its test split")
+    s.add_argument("run", help="run folder, e.g. runs/demo")
+    s.add_argument("--format", default="safetensors", choices=["safetensors", "int8", "onnx"],
+                   help="safetensors: merged fp32 weights; int8: dynamic quantization for CPU; onnx: model.onnx")
+    s.add_argument("--out", help="folder to write (default: RUN/export/FORMAT)")
+    s.add_argument("--batch-size", type=int, default=64, help="batch size of the check")
+    s.add_argument("--threads", type=int, help="CPU threads of the check (default: torch's)")
+    s.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_export)
     return p
 
 

@@ -21,7 +21,7 @@ def trained(tmp_path_factory, tiny_model_dir):
         if key not in cache:
             name = f"{method}-s{seed}-r{r}"
             o = tiny_overrides(root / "runs", csv, tiny_model_dir, name=name, **{
-                "lora.method": method, "train.seed": seed, "lora.r": r, "train.epochs": 2})
+                "lora.method": method, "train.seed": seed, "lora.r": r, "train.epochs": 4, "train.lr": 0.01})
             cache[key] = Path(train(overrides=o, show_progress=False)["run"])
         return cache[key]
 
