@@ -31,7 +31,7 @@ def test_int8_export_is_quantized_and_within_tolerance(trained, tmp_path):
     from lorakit.export.quantize import INT8_WEIGHTS, load_int8
 
     r = export(trained("lora"), "int8", tmp_path / "q")
-    assert r["within_tolerance"] and r["prediction_agreement"] >= 0.95
+    assert r["within_tolerance"] and r["max_abs_prob_diff"] <= 0.05 and r["prediction_agreement"] >= 0.95
     assert abs(r["accuracy_change"]) <= 0.05
     assert not (tmp_path / "q" / "model.safetensors").exists()
     model = load_int8(tmp_path / "q")
@@ -44,8 +44,8 @@ def test_int8_export_is_quantized_and_within_tolerance(trained, tmp_path):
     with torch.no_grad():
         got = model(**_tokens(tmp_path / "q")).logits
     expected = plain_logits(merged)
-    diff = (got - expected).abs().max().item()
-    assert 0 < diff <= 0.05 * expected.abs().max().item()  # rounded, but close
+    assert (got - expected).abs().max() > 0  # really rounded...
+    assert (got.softmax(-1) - expected.softmax(-1)).abs().max() <= 0.05  # ...within the stated tolerance
 
 
 def test_onnx_export_matches_the_merged_model(trained, tmp_path):

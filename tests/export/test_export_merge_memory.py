@@ -63,11 +63,14 @@ def test_merge_peak_rss_stays_near_one_base(tmp_path):
     # The whole command in a fresh process: its peak RSS includes the interpreter and the CLI.
     # VmHWM, not ru_maxrss: the latter carries the forking parent's high-water mark over exec.
     code = ("import re, sys; from lorakit.cli import main; rc = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); "
             "print(int(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1]) * 1024); sys.exit(rc)")
     p = subprocess.run([sys.executable, "-c", code, "merge", str(tmp_path / "adapter"), "--out", str(tmp_path / "m"),
                         "--json"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    peak = int(p.stdout.strip().splitlines()[-1])
+    *_, torch_loaded, peak = p.stdout.split()
+    assert torch_loaded == "False"  # torch alone is ~200 MB resident: a merge must not need it
+    peak = int(peak)
     print(f"merge of a {size / 1e6:.0f} MB base: peak RSS {peak / 1e6:.0f} MB = {peak / size:.2f}x the base")
     assert peak <= 1.3 * size
 

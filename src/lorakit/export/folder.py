@@ -1,5 +1,6 @@
 """HF-format model folders: find their weights, copy their tokenizer files, write a new one atomically."""
 
+import fnmatch
 import json
 import os
 import shutil
@@ -13,10 +14,10 @@ from lorakit.store.layout import MANIFEST
 
 INDEX = "model.safetensors.index.json"
 MERGE_RECORD = "lorakit-merge.json"
-# Files of a model folder that are not tokenizer or processor files.
-_NOT_SIDE_FILES = {"config.json", INDEX, MANIFEST, MERGE_RECORD, "labels.json", "lorakit.json", "README.md",
-                   "check.json"}
-_WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".h5", ".msgpack", ".onnx", ".gguf"}
+# Tokenizer and preprocessor files. Other files (sentence-transformers' modules.json, pooling
+# folders, READMEs) describe the base, not the classifier, and would mislead other loaders.
+_SIDE_FILES = ("tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab*", "merges.txt", "*.model",
+               "spiece*", "sentencepiece*", "*.tiktoken", "preprocessor_config.json", "chat_template*")
 
 
 def weight_files(model_dir: Path) -> list[Path]:
@@ -44,11 +45,10 @@ def open_weights(model_dir: Path) -> dict[str, TensorFile]:
 
 
 def copy_side_files(src: Path, dst: Path) -> list[str]:
-    """Copy the tokenizer (and other small config) files at the top of a model folder."""
+    """Copy the tokenizer files at the top of a model folder."""
     copied = []
     for f in sorted(src.iterdir()):
-        if f.is_file() and not f.name.startswith(".") and f.name not in _NOT_SIDE_FILES \
-                and f.suffix not in _WEIGHT_SUFFIXES:
+        if f.is_file() and any(fnmatch.fnmatch(f.name, p) for p in _SIDE_FILES):
             shutil.copyfile(f, dst / f.name)
             copied.append(f.name)
     return copied
