@@ -123,3 +123,39 @@ def test_adapter_of_another_base_is_refused_with_one_line(trained, tmp_path):
         merge(trained("lora"), tmp_path / "m", base=str(other))
     assert "another base" in (e.value.hint or "") and "\n" not in e.value.message
     assert not (tmp_path / "m").exists()
+
+
+def test_out_over_the_base_or_into_the_store_is_refused(trained, tiny_model_dir, tmp_path):
+    from lorakit.store import home, install_model, model_dir
+
+    install_model(str(tiny_model_dir), name="tiny")
+    before = file_hashes(model_dir("tiny"))
+    for out in (model_dir("tiny"), home() / "models" / "merged", tiny_model_dir):
+        with pytest.raises(LorakitError, match="would write over the base model or into the store"):
+            merge(trained("lora"), out, base="tiny" if out != tiny_model_dir else None, force=True)
+    assert file_hashes(model_dir("tiny")) == before
+
+
+def test_bf16_base_is_merged_in_float32_and_rounded_like_torch(trained, tiny_model_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    bf16 = tmp_path / "bf16"
+    shutil.copytree(tiny_model_dir, bf16)
+    save_file({k: v.to(torch.bfloat16) for k, v in load_file(tiny_model_dir / "model.safetensors").items()},
+              bf16 / "model.safetensors", metadata={"format": "pt"})
+    run = trained("lora")
+    merge(run, tmp_path / "m", base=str(bf16))
+    cfg = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    ad = load_file(run / "adapter" / "adapter_model.safetensors")
+    base, out = load_file(bf16 / "model.safetensors"), load_file(tmp_path / "m" / "model.safetensors")
+    m = "bert.encoder.layer.1.attention.self.value"
+    delta = (ad[f"base_model.model.{m}.lora_B.weight"] @ ad[f"base_model.model.{m}.lora_A.weight"]) \
+        * (cfg["lora_alpha"] / cfg["r"])
+    expected = (base[m.removeprefix("bert.") + ".weight"].float() + delta).to(torch.bfloat16)
+    assert out[m + ".weight"].dtype == torch.bfloat16
+    assert torch.equal(out[m + ".weight"], expected)
+    assert not torch.equal(expected, base[m.removeprefix("bert.") + ".weight"])
+    with pytest.raises(LorakitError, match="16-bit"):
+        unmerge(tmp_path / "m", tmp_path / "u")

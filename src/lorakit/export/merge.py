@@ -18,7 +18,7 @@ from lorakit.export.adapter import Adapter, AdapterError, ModuleUpdate, read_ada
 from lorakit.export.folder import (MERGE_RECORD, copy_side_files, fingerprint, open_weights, staged_folder,
                                    verify_unchanged)
 from lorakit.export.tensors import FLOATS, StreamWriter, to_dtype
-from lorakit.store import model_dir
+from lorakit.store import home, model_dir
 
 
 def base_dir_of(adapter: Adapter) -> Path:
@@ -77,6 +77,10 @@ def merge(source: str | Path, out: str | Path, *, base: str | Path | None = None
     """Write base+adapter as plain weights into ``out``; optionally install it as model ``install``."""
     adapter = read_adapter(source)
     base_dir = model_dir(str(base)) if base is not None else base_dir_of(adapter)
+    target = Path(out).expanduser().resolve()
+    if target == base_dir.resolve() or base_dir.resolve().is_relative_to(target) or target.is_relative_to(home()):
+        raise LorakitError(f"--out {out} would write over the base model or into the store",
+                           "choose a folder outside the store; use --install NAME to add the result to the store")
     adapter_sha = adapter.sha256()
     record_path = base_dir / MERGE_RECORD
     if record_path.is_file() and json.loads(record_path.read_text())["adapter"]["sha256"] == adapter_sha:
