@@ -179,10 +179,11 @@ def cmd_export(a) -> None:
     out.print(f"{a.format} export -> {r['out']}  ({', '.join(r['files'])})")
     out.print(f"check on {r['examples']} test texts, {r['threads']} threads: accuracy {ref['accuracy']:.4f} -> "
               f"{cand['accuracy']:.4f} ({r['accuracy_change']:+.4f}); {r['speed_ratio']:.2f}x the speed of "
-              f"{r['sides'][0]}; max |logit diff| {r['max_abs_logit_diff']:.2g}, max |prob diff| {r['max_abs_prob_diff']:.2g}")
+              f"{r['sides'][0]}; max |logit diff| {r['max_abs_logit_diff']:.2g}, "
+              f"max |prob diff| {r['max_abs_prob_diff']:.2g}")
     if not r["within_tolerance"]:
-        err.print(f"warning: {r['tolerance']['on']}s differ by more than the tolerance {r['tolerance']['max_abs_diff']:g}; "
-                  f"see {r['out']}/check.json", highlight=False)
+        err.print(f"warning: {r['tolerance']['on']}s differ by more than the tolerance "
+                  f"{r['tolerance']['max_abs_diff']:g}; see {r['out']}/check.json", highlight=False)
 
 
 def build_parser() -> argparse.ArgumentParser:

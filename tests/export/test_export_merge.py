@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from export_helpers import TEXTS, file_hashes, peft_logits, plain_logits
+from export_helpers import file_hashes, peft_logits, plain_logits
 from safetensors import safe_open
 
 from lorakit.errors import LorakitError
@@ -46,7 +46,8 @@ def test_each_target_weight_is_base_plus_scaled_BA(trained, tiny_model_dir, tmp_
         assert len(modules) == 13  # q, k, v, attention/ffn dense x 2 layers + pooler
         largest = 0.0
         for m in modules:
-            A, B = ad.get_tensor(f"base_model.model.{m}.lora_A.weight"), ad.get_tensor(f"base_model.model.{m}.lora_B.weight")
+            A = ad.get_tensor(f"base_model.model.{m}.lora_A.weight")
+            B = ad.get_tensor(f"base_model.model.{m}.lora_B.weight")
             W = base.get_tensor(m.removeprefix("bert.") + ".weight")
             delta = scale * B @ A
             largest = max(largest, delta.abs().max().item())

@@ -17,7 +17,8 @@ def big_bert(folder: Path) -> Path:
     folder.mkdir()
     t = {"embeddings.word_embeddings.weight": (VOCAB, HIDDEN), "embeddings.position_embeddings.weight": (512, HIDDEN),
          "embeddings.token_type_embeddings.weight": (2, HIDDEN), "embeddings.LayerNorm.weight": (HIDDEN,),
-         "embeddings.LayerNorm.bias": (HIDDEN,), "pooler.dense.weight": (HIDDEN, HIDDEN), "pooler.dense.bias": (HIDDEN,)}
+         "embeddings.LayerNorm.bias": (HIDDEN,), "pooler.dense.weight": (HIDDEN, HIDDEN),
+         "pooler.dense.bias": (HIDDEN,)}
     for i in range(LAYERS):
         p = f"encoder.layer.{i}."
         for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
@@ -77,8 +78,9 @@ def test_merge_peak_rss_stays_near_one_base(tmp_path):
     # And the streamed file is a valid safetensors file with the merged values.
     from safetensors import safe_open
 
+    adapter_file = tmp_path / "adapter" / "adapter_model.safetensors"
     with safe_open(tmp_path / "m" / "model.safetensors", "numpy") as out, \
-            safe_open(weights, "numpy") as base, safe_open(tmp_path / "adapter" / "adapter_model.safetensors", "numpy") as ad:
+            safe_open(weights, "numpy") as base, safe_open(adapter_file, "numpy") as ad:
         p = "base_model.model.bert.encoder.layer.3.attention.self.value."
         W = base.get_tensor("encoder.layer.3.attention.self.value.weight")
         expected = W + (16 / R) * ad.get_tensor(p + "lora_B.weight") @ ad.get_tensor(p + "lora_A.weight")

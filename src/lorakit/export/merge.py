@@ -142,8 +142,8 @@ def merge(source: str | Path, out: str | Path, *, base: str | Path | None = None
         copy_side_files(base_dir, tmp)
         (tmp / "labels.json").write_text(json.dumps(labels, indent=2))
         record = {
-            "adapter": {"path": str(adapter.path.resolve()), "sha256": adapter_sha, "method": adapter.meta.get("method"),
-                        "max_length": adapter.meta.get("max_length")},
+            "adapter": {"path": str(adapter.path.resolve()), "sha256": adapter_sha,
+                        "method": adapter.meta.get("method"), "max_length": adapter.meta.get("max_length")},
             "base": {"path": str(base_dir), "name": adapter.meta.get("base")},
             "base_config": config,
             "prefix_added": prefix,
@@ -154,8 +154,9 @@ def merge(source: str | Path, out: str | Path, *, base: str | Path | None = None
         }
         (tmp / MERGE_RECORD).write_text(json.dumps(record, indent=2))
     checked = verify_unchanged(base_dir, before)
-    result = {"out": str(Path(out)), "base": str(base_dir), "adapter": str(adapter.path), "modules": len(adapter.updates),
-              "tensors": len(plan), "head": added, "dora": adapter.dora, "base_check": checked}
+    result = {"out": str(Path(out)), "base": str(base_dir), "adapter": str(adapter.path),
+              "modules": len(adapter.updates), "tensors": len(plan), "head": added, "dora": adapter.dora,
+              "base_check": checked}
     if install:
         from lorakit.store import install_model
 
