@@ -32,6 +32,8 @@ def test_user_errors_print_one_line_and_exit_1(trained, tmp_path, capsys):
     (tmp_path / "m" / "keep.txt").write_text("mine")
     assert main(["merge", str(trained("lora")), "--out", str(tmp_path / "m")]) == 1
     assert "--force" in capsys.readouterr().err
+    assert main(["merge", str(trained("lora")), "--out", str(tmp_path / "m"), "--force"]) == 1
+    assert "not written by lorakit; refusing to replace it" in capsys.readouterr().err
     assert (tmp_path / "m" / "keep.txt").read_text() == "mine"
     assert main(["unmerge", str(tmp_path), "--out", str(tmp_path / "b")]) == 1
     assert "lorakit merge" in capsys.readouterr().err

@@ -14,6 +14,9 @@ from lorakit.store.layout import MANIFEST
 
 INDEX = "model.safetensors.index.json"
 MERGE_RECORD = "lorakit-merge.json"
+UNMERGE_RECORD = "lorakit-unmerge.json"
+# A folder holding one of these was written by lorakit, and --force may replace it.
+_OURS = (MERGE_RECORD, UNMERGE_RECORD, "lorakit.json")
 # Tokenizer and preprocessor files. Other files (sentence-transformers' modules.json, pooling
 # folders, READMEs) describe the base, not the classifier, and would mislead other loaders.
 _SIDE_FILES = ("tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab*", "merges.txt", "*.model",
@@ -82,6 +85,8 @@ def staged_folder(out: Path, force: bool):
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not force:
             raise LorakitError(f"{out} already exists", "pass --force to replace it, or choose another --out")
+        if not any((out / name).is_file() for name in _OURS):
+            raise LorakitError(f"{out} was not written by lorakit; refusing to replace it", "choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 from lorakit.errors import LorakitError
 from lorakit.export.adapter import AdapterError, read_adapter
-from lorakit.export.folder import MERGE_RECORD, copy_side_files, open_weights, staged_folder
+from lorakit.export.folder import MERGE_RECORD, UNMERGE_RECORD, copy_side_files, open_weights, staged_folder
 from lorakit.export.tensors import StreamWriter
 
 
@@ -71,5 +71,7 @@ def unmerge(merged: str | Path, out: str | Path, *, adapter: str | Path | None =
             raise
         (tmp / "config.json").write_text(json.dumps(record["base_config"], indent=2))
         copy_side_files(merged, tmp)
+        (tmp / UNMERGE_RECORD).write_text(json.dumps({"merged": str(merged.resolve()), "adapter": str(lora.path),
+                                                      "adapter_sha256": record["adapter"]["sha256"]}, indent=2))
     return {"out": str(out), "merged": str(merged), "adapter": str(lora.path), "modules": len(lora.updates),
             "tensors": len(plan)}
