@@ -46,7 +46,9 @@ def test_combine_on_the_command_line(trained, tmp_path, capsys):
     assert "rank-8" in capsys.readouterr().out
     assert {"adapter_config.json", "adapter_model.safetensors", "labels.json", "lorakit.json"} <= \
         {p.name for p in (tmp_path / "ab").iterdir()}
-    # the combined adapter merges like any other
+    # the combined adapter predicts and merges like any other
+    assert main(["predict", str(tmp_path / "ab"), "good movie"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in json.loads((a / "adapter" / "labels.json").read_text())
     assert main(["merge", str(tmp_path / "ab"), "--out", str(tmp_path / "m")]) == 0
     assert main(["combine", str(a), str(b), "--weights", "0.7;0.3", "--out", str(tmp_path / "x")]) == 1
     assert "comma-separated" in capsys.readouterr().err
