@@ -160,3 +160,15 @@ def test_bf16_base_is_merged_in_float32_and_rounded_like_torch(trained, tiny_mod
     assert not torch.equal(expected, base[m.removeprefix("bert.") + ".weight"])
     with pytest.raises(LorakitError, match="16-bit"):
         unmerge(tmp_path / "m", tmp_path / "u")
+
+
+def test_adapter_variants_that_are_not_a_plain_update_are_refused(trained, tmp_path):
+    import shutil
+
+    copy = tmp_path / "adapter"
+    shutil.copytree(trained("lora") / "adapter", copy)
+    config = json.loads((copy / "adapter_config.json").read_text())
+    (copy / "adapter_config.json").write_text(json.dumps(dict(config, alora_invocation_tokens=[5, 6])))
+    with pytest.raises(LorakitError, match="alora_invocation_tokens set cannot be merged"):
+        merge(copy, tmp_path / "m")
+    assert not (tmp_path / "m").exists()

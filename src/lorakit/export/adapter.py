@@ -24,9 +24,10 @@ WEIGHTS = "adapter_model.safetensors"
 PREFIX = "base_model.model."
 _FACTOR = re.compile(r"^(?P<module>.+)\.(?P<part>lora_A\.weight|lora_B\.weight|lora_B\.bias|lora_embedding_A|"
                      r"lora_embedding_B|lora_magnitude_vector)$")
-# Config switches whose adapters are not a plain sum of per-module updates.
+# Config switches whose adapters are not (known to be) a plain sum of per-module updates.
 _UNSUPPORTED = ("layer_replication", "target_parameters", "trainable_token_indices", "alora_invocation_tokens",
-                "use_qalora", "use_bdlora", "megatron_config")
+                "use_qalora", "use_bdlora", "megatron_config", "arrow_config", "kasa_config", "velora_config",
+                "monteclora_config")
 
 
 class AdapterError(LorakitError):
