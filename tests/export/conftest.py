@@ -9,7 +9,7 @@ from export_helpers import synthetic_rows, tiny_overrides, write_csv
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_model_dir):
-    """``trained(method, name=..., seed=...)`` -> a run folder of the tiny model, trained once per arguments."""
+    """``trained(method, seed=..., r=...)`` -> a run folder of the tiny model, trained once per arguments."""
     from lorakit.train.loop import train
 
     root = tmp_path_factory.mktemp("export-runs")
