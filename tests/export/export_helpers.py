@@ -1,0 +1,47 @@
+"""Helpers of the export tests: reference logits, file hashes, the tiny-data builders."""
+
+import importlib.util
+from pathlib import Path
+
+# The tests' root conftest holds the tiny-data helpers; load it by path (both files are named conftest).
+_spec = importlib.util.spec_from_file_location("_lorakit_tests_root", Path(__file__).parents[1] / "conftest.py")
+root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(root)
+synthetic_rows, tiny_overrides, write_csv, make_tiny_model = (root.synthetic_rows, root.tiny_overrides,
+                                                              root.write_csv, root.make_tiny_model)
+
+
+TEXTS = ["good movie", "bad film today", "the a it", "great fun and happy", "awful boring sad film", "this is"]
+
+
+def peft_logits(run: Path, texts=TEXTS):
+    """Logits of base + adapter through PEFT: the reference every export is compared with."""
+    import json
+
+    import torch
+    from peft import PeftModel
+
+    from lorakit.train.model import load_base
+
+    meta = json.loads((run / "adapter" / "lorakit.json").read_text())
+    base, tok = load_base(meta["base_path"], meta["labels"])
+    model = PeftModel.from_pretrained(base, run / "adapter").eval()
+    with torch.no_grad():
+        return model(**tok(texts, padding=True, return_tensors="pt")).logits
+
+
+def plain_logits(model_dir: Path, texts=TEXTS):
+    """Logits of a plain transformers load of a folder (its own tokenizer)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        return model(**tok(texts, padding=True, return_tensors="pt")).logits
+
+
+def file_hashes(folder: Path) -> dict:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
