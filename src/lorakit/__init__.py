@@ -11,6 +11,12 @@ Python API, mirroring the command line::
 
 __version__ = "0.1.0"
 
+# The stage packages train/ and evaluate/ share their names with the API functions below. Import
+# them (both are light) before defining the functions: a later `import lorakit.train.loop` then
+# finds the package in sys.modules and leaves the function `lorakit.train` in place.
+import lorakit.evaluate  # noqa: E402,F401
+import lorakit.train  # noqa: E402,F401
+
 
 def install(source: str, name: str | None = None, force: bool = False, revision: str | None = None, **kwargs) -> dict:
     """Install a base model; with ``base=NAME``, install ``source`` as an adapter for that base."""
@@ -27,10 +33,10 @@ def train(recipe=None, overrides=None, **kwargs) -> dict:
     return _train(recipe, overrides, **kwargs)
 
 
-def evaluate(run, split: str = "test") -> dict:
+def evaluate(run, split: str = "test", **kwargs) -> dict:
     from lorakit.evaluate.report import evaluate as _evaluate
 
-    return _evaluate(run, split)
+    return _evaluate(run, split, **kwargs)
 
 
 def load(run, batch_size: int = 64):
