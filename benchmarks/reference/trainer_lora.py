@@ -54,7 +54,7 @@ def main(model_dir, train_path, val_path, hp):
     args = TrainingArguments(
         output_dir=hp["output_dir"], per_device_train_batch_size=hp["batch_size"],
         per_device_eval_batch_size=hp["eval_batch_size"], learning_rate=hp["lr"], weight_decay=hp["weight_decay"],
-        warmup_ratio=hp["warmup_ratio"], lr_scheduler_type="linear", num_train_epochs=hp["epochs"],
+        warmup_steps=hp["warmup_ratio"], lr_scheduler_type="linear", num_train_epochs=hp["epochs"],
         max_grad_norm=hp["max_grad_norm"], seed=hp["seed"], use_cpu=True, report_to=[], save_strategy="no",
         eval_strategy="no", logging_steps=50, disable_tqdm=True, dataloader_num_workers=0,
     )
