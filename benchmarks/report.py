@@ -1,0 +1,87 @@
+"""Render benchmarks/results/*.json as the README's results tables (between the results markers).
+
+    python benchmarks/report.py
+"""
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _x(v: float) -> str:
+    return f"{v:.2f}×"
+
+
+def render() -> str:
+    out = []
+    t = _load("train_throughput")
+    if t:
+        r, o = t["reference"], t["lorakit"]
+        s = t["settings"]
+        out += [f"**Training throughput** — `{t['command']}` ({s['examples']} tweets, minilm, LoRA r={s['r']}, "
+                f"batch {s['batch_size']}, {s['threads']} threads, {t['machine']['cores']} cores, {t['date']})", "",
+                "| | samples/s | val accuracy | peak RSS (MB) |", "|---|---|---|---|",
+                f"| reference: {r['what']} | {r['samples_per_s']:.1f} | {r['val_accuracy']:.4f} | {r['peak_rss_mb']:.0f} |",
+                f"| lorakit | {o['samples_per_s']:.1f} | {o['val_accuracy']:.4f} | {o['peak_rss_mb']:.0f} |",
+                f"| **ratio** | **{_x(t['speedup'])}** | {t['accuracy_delta']:+.4f} | {_x(t['peak_rss_ratio'])} |", "",
+                f"lorakit reaches {o['achieved_gflops_real_tokens']:.1f} GFLOP/s on real tokens, "
+                f"{100 * t['fraction_of_matmul_peak']:.0f}% of a 1024² fp32 matmul measured in the same run "
+                f"({t['matmul_gflops']:.1f} GFLOP/s).", ""]
+    a = _load("accuracy")
+    if a:
+        out += ["**Accuracy on the held-out test split** (full training data, `python benchmarks/accuracy.py NAME`)", "",
+                "| dataset | lorakit accuracy | macro-F1 | trainable | TF-IDF + linear SVM | TF-IDF + logistic regression |",
+                "|---|---|---|---|---|---|"]
+        for name, r in a["runs"].items():
+            b = r["baselines"]
+            out.append(f"| {name} ({r['train_examples']} train / {r['test_examples']} test) | {r['test_accuracy']:.4f} | "
+                       f"{r['test_macro_f1']:.4f} | {r['trainable_percent']:.2f}% | "
+                       f"{b['tf-idf + linear SVM']['accuracy']:.4f} | {b['tf-idf + logistic regression']['accuracy']:.4f} |")
+        out.append("")
+    b = _load("baseline_tfidf")
+    if b:
+        out += ["**Baselines** (`python benchmarks/baseline_tfidf.py`: fitted on train+validation, scored on the test split)", "",
+                "| dataset | train examples | majority class | TF-IDF + logistic regression | TF-IDF + linear SVM |",
+                "|---|---|---|---|---|"]
+        for name, r in b["results"].items():
+            out.append(f"| {name} | {r['train_examples']} | {r['majority class']['accuracy']:.4f} | "
+                       f"{r['tf-idf + logistic regression']['accuracy']:.4f} | {r['tf-idf + linear SVM']['accuracy']:.4f} |")
+        out.append("")
+    i = _load("install")
+    if i:
+        out += [f"**Install** (`{i['command']}`, {i['source']})", "",
+                "| | seconds | ratio |", "|---|---|---|",
+                f"| `cp -r` | {i['cp_r_s']:.3f} | |",
+                f"| `cp -r` + fsync of every file | {i['cp_r_sync_s']:.3f} | |",
+                f"| `lorakit install` (sha256, blobs, fsync, atomic rename) | {i['install_s']:.3f} | "
+                f"{_x(i['ratio_install_vs_cp'])} `cp -r`, {_x(i['ratio_install_vs_cp_sync'])} `cp -r`+fsync |",
+                f"| re-install of identical content | {i['reinstall_s']:.3f} | "
+                f"{100 * i['ratio_reinstall_vs_install']:.1f}% of a first install |", ""]
+    for name, title in (("predict_throughput", "Batch prediction"), ("serve_throughput", "Serving")):
+        r = _load(name)
+        if r and "summary_markdown" in r:
+            out += [f"**{title}** (`{r['command']}`)", "", r["summary_markdown"], ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text:
+        raise SystemExit(f"README.md has no {START} marker")
+    new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{render()}{END}", text, flags=re.S)
+    readme.write_text(new)
+    print("README.md results updated")
+
+
+if __name__ == "__main__":
+    main()
