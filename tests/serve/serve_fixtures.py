@@ -1,7 +1,8 @@
-"""Two tiny adapters over the same tiny base that disagree on purpose, trained once per test session.
+"""Three tiny adapters over the same tiny base that disagree on purpose, trained once per test session.
 
 ``plain`` learns the synthetic labels; ``flipped`` learns them with positive and negative swapped,
-so a mixed batch shows at a glance whether each row went through its own adapter.
+so a mixed batch shows at a glance whether each row went through its own adapter;
+``binary`` has two labels, so it lives in a second pool of the engine.
 """
 
 from pathlib import Path
@@ -39,3 +40,15 @@ def tiny_adapters(tmp_path_factory) -> dict:
             "flipped": train_tiny(root, base, "flipped", flip=True),
             "binary": train_tiny(root, base, "binary", two_labels=True),
         }
+
+
+def install_adapter(run: Path, name: str) -> Path:
+    """Put a run's adapter into the (per-test) store the way an installed adapter is laid out."""
+    import shutil
+
+    from lorakit.store.layout import entry_dir
+
+    dest = entry_dir("adapters", name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run / "adapter", dest)
+    return dest

@@ -5,7 +5,7 @@ import os
 from lorakit.errors import LorakitError
 from lorakit.infer import adapters as adapter_files
 from lorakit.infer.engine import Engine
-from lorakit.serve.settings import Settings
+from lorakit.serve.settings import Settings, with_env_key
 from lorakit.store.layout import check_name
 
 
@@ -42,11 +42,9 @@ def serve(base: str | None, adapters: list[str], host: str = "127.0.0.1", port: 
     from lorakit.serve.app import create_app
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    api_key = settings.api_key or os.environ.get("LORAKIT_API_KEY") or None
-    if api_key != settings.api_key:
-        settings = Settings(**{**settings.__dict__, "api_key": api_key})
+    settings = with_env_key(settings)
     engine = build_engine(base, adapters, mixed=settings.mixed)
-    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         log(f"warning: listening on {host} without --api-key: anyone who can reach it can use it")
     log(f"serving {len(engine.adapters)} adapter(s) over {engine.base} ({', '.join(engine.names()) or 'none yet'}) "
         f"on http://{host}:{port}  (docs: /docs, metrics: /metrics)")

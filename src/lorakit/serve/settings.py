@@ -1,6 +1,7 @@
 """Limits and knobs of the server, grouped in one place (the CLI fills them from flags)."""
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,10 @@ class Settings:
     """Bearer token required on every route but /healthz and the docs; None: no auth."""
     mixed: bool = True
     """Mixed-adapter batches; False switches the active adapter per request (the naive way, for comparison)."""
+
+
+def with_env_key(settings: Settings) -> Settings:
+    """``--api-key`` wins; otherwise ``LORAKIT_API_KEY`` (empty means none)."""
+    if settings.api_key:
+        return settings
+    return replace(settings, api_key=os.environ.get("LORAKIT_API_KEY") or None)
