@@ -30,6 +30,10 @@ class AdapterError(LorakitError):
     """An adapter cannot be loaded into (or found in) the engine."""
 
 
+class AlreadyLoaded(AdapterError):
+    pass
+
+
 class UnknownAdapter(AdapterError):
     def __init__(self, name: str, loaded: list[str]):
         super().__init__(f"adapter {name!r} is not loaded", f"loaded: {', '.join(loaded) or 'none'}")
@@ -45,13 +49,14 @@ class Pool:
 
 
 class Engine:
-    def __init__(self, base: str, *, mixed: bool = True, merge_single: bool = True):
+    def __init__(self, base: str, *, mixed: bool = True, merge_single: bool = True, sub_batch: int = 32):
         """``mixed=False`` is the naive way, kept for comparison: switch the active adapter per call."""
         quiet_transformers()
         self.base = base
         self.base_path: Path = model_dir(base)
         self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
         self.mixed = mixed
+        self.sub_batch = sub_batch
         self.merge_single = merge_single and mixed
         self.adapters: dict[str, AdapterInfo] = {}
         self._pools: dict[int, Pool] = {}  # by number of labels
@@ -67,7 +72,7 @@ class Engine:
     def add(self, name: str, info: AdapterInfo) -> None:
         """Load an adapter; on any failure the engine is left exactly as it was."""
         if name in self.adapters:
-            raise AdapterError(f"adapter {name!r} is already loaded", f"DELETE /v1/adapters/{name} first")
+            raise AlreadyLoaded(f"adapter {name!r} is already loaded", f"DELETE /v1/adapters/{name} first")
         if not same_base(info, self.base, self.base_path):
             raise AdapterError(f"adapter {name!r} was trained on base {info.base!r}, this engine serves {self.base!r}",
                                "load it into a server started with that base")
@@ -130,24 +135,33 @@ class Engine:
         for i, (name, _) in enumerate(items):
             by_pool.setdefault(len(self.adapters[name].labels), []).append(i)
         for k, rows in by_pool.items():
-            logits = self._forward(self._pools[k], [items[i] for i in rows])
-            for row, i in enumerate(rows):
-                labels = self.adapters[items[i][0]].labels
-                out[i] = to_results(logits[row:row + 1], labels)[0]
+            pool = self._pools[k]
+            seqs = self._tokenize([items[i] for i in rows])
+            # Length-sorted sub-batches: gathered requests have random lengths, padding them all
+            # to the longest would cost more than the extra forward calls.
+            order = sorted(range(len(rows)), key=lambda j: len(seqs[j]))
+            for start in range(0, len(order), self.sub_batch):
+                part = order[start:start + self.sub_batch]
+                logits = self._forward(pool, [seqs[j] for j in part], [items[rows[j]][0] for j in part])
+                for row, j in enumerate(part):
+                    i = rows[j]
+                    out[i] = to_results(logits[row:row + 1], self.adapters[items[i][0]].labels)[0]
         return out
 
-    def _forward(self, pool: Pool, items: list[tuple[str, str]]) -> torch.Tensor:
-        # Tokenise per max_length (adapters may differ), one fast-tokenizer call per group.
+    def _tokenize(self, items: list[tuple[str, str]]) -> list[list[int]]:
+        # One fast-tokenizer call per max_length (adapters may differ).
         seqs: list[list[int] | None] = [None] * len(items)
         groups: dict[int, list[int]] = {}
         for i, (name, _) in enumerate(items):
             groups.setdefault(self.adapters[name].max_length, []).append(i)
         for max_length, rows in groups.items():
             ids = self.tokenizer([items[i][1] for i in rows], truncation=True, max_length=max_length)["input_ids"]
-            for i, s in zip(rows, ids):
-                seqs[i] = s
+            for i, ids_i in zip(rows, ids):
+                seqs[i] = ids_i
+        return seqs
+
+    def _forward(self, pool: Pool, seqs: list[list[int]], names: list[str]) -> torch.Tensor:
         batch = collate(seqs, self.tokenizer.pad_token_id)
-        names = [name for name, _ in items]
         if pool.merged or len(set(names)) == 1:
             if not pool.merged and pool.model.active_adapter != names[0]:
                 pool.model.set_adapter(names[0], inference_mode=True)

@@ -9,9 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lorakit import __version__
-from lorakit.errors import LorakitError, NotInstalledError, StoreError
+from lorakit.errors import LorakitError, NotInstalledError
 from lorakit.infer import adapters as adapter_files
-from lorakit.infer.engine import AdapterError, Engine, UnknownAdapter
+from lorakit.infer.engine import AlreadyLoaded, Engine, UnknownAdapter
 from lorakit.serve.batcher import Batcher, QueueFull
 from lorakit.serve.guards import ApiError, BodyLimit, bearer_guard, error_response
 from lorakit.serve.metrics import Metrics
@@ -124,10 +124,9 @@ def create_app(engine: Engine, settings: Settings = Settings()) -> FastAPI:
             await batcher.call(engine.add, body.name, info)
         except NotInstalledError as e:
             raise ApiError(404, "not_installed", e.message, hint=e.hint) from None
-        except AdapterError as e:
-            status = 409 if "already loaded" in e.message else 422
-            raise ApiError(status, "adapter_error", e.message, hint=e.hint) from None
-        except (StoreError, LorakitError) as e:
+        except AlreadyLoaded as e:  # loaded meanwhile by a concurrent request
+            raise ApiError(409, "already_loaded", e.message) from None
+        except LorakitError as e:  # a bad name, an incompatible or unreadable adapter
             raise ApiError(422, "adapter_error", e.message, hint=e.hint) from None
         return _adapter_out(engine, body.name)
 

@@ -27,6 +27,7 @@ class Job:
     texts: list[str]
     future: asyncio.Future
     results: list = field(default_factory=list)
+    t0: float = 0.0         # when it was queued (time.monotonic)
     taken: int = 0          # texts handed to a batch so far
     cancelled: bool = False
 
@@ -70,8 +71,7 @@ class Batcher:
     async def submit(self, adapter: str, texts: list[str], timeout: float) -> list[dict]:
         if self._queued + len(texts) > self.max_queue:
             raise QueueFull
-        job = Job(adapter, texts, asyncio.get_running_loop().create_future())
-        job.t0 = time.monotonic()
+        job = Job(adapter, texts, asyncio.get_running_loop().create_future(), t0=time.monotonic())
         self._jobs.append(job)
         self._queued += len(texts)
         self._wake.set()
