@@ -95,13 +95,13 @@ def main() -> None:
     clf = reference.build(model_dir(info.base), info.path, info.labels, a.batch_size)
     reference.predict(clf, texts[:a.batch_size], info.max_length)  # warm-up, both sides
     ref_labels, ref_s = timed(lambda: reference.predict(clf, texts, info.max_length))
-    del clf
+    clf = None  # free its memory before the next side
 
     ours = load(run, a.batch_size)
     ours.predict(texts[:a.batch_size])
     our_results, our_s = timed(lambda: ours.predict(texts))
     our_labels = [r["label"] for r in our_results]
-    del ours
+    ours = None
 
     q = load(run, a.batch_size, quantize="int8")
     q.predict(texts[:a.batch_size])

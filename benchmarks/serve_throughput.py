@@ -30,6 +30,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from predict_throughput import machine, prepare, test_split  # noqa: E402
 
+from lorakit.serve.run import default_threads  # noqa: E402
+
 
 def variants(run: Path, work: Path, k: int) -> list[Path]:
     import torch
@@ -57,8 +59,9 @@ def free_port() -> int:
 
 def start_server(adapters: list[Path], threads: int, extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "lorakit", "serve", "--base", "minilm", "--port", str(port),
-           "--threads", str(threads), *extra]
+    cmd = [sys.executable, "-m", "lorakit", "serve", "--base", "minilm", "--port", str(port), *extra]
+    if threads:
+        cmd += ["--threads", str(threads)]
     for i, d in enumerate(adapters):
         cmd += ["--adapter", f"a{i}={d}"]
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
@@ -144,7 +147,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=800)
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--adapters", type=int, default=8)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, help="server torch threads (default: the server's own default)")
     p.add_argument("--limit-s", type=float, default=60, help="time limit per scenario")
     a = p.parse_args()
 
@@ -165,7 +168,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
         "setup": {"base": "minilm", "adapters": a.adapters, "clients": a.clients, "requests": a.requests,
-                  "texts_per_request": 1, "time_limit_s": a.limit_s, "server_threads": a.threads,
+                  "texts_per_request": 1, "time_limit_s": a.limit_s, "server_threads": a.threads or default_threads(),
                   "max_batch": 64, "max_wait_ms": 5, "host": "127.0.0.1"},
         "results": res,
         "ratio_b_over_a": res["b_mixed"]["texts_per_s"] / res["a_one_merged"]["texts_per_s"],

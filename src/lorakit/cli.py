@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-batch", type=int, default=64, help="texts per forward pass")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long to gather a batch")
     s.add_argument("--timeout", type=float, default=30.0, help="seconds before a waiting request gets 504")
-    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    s.add_argument("--threads", type=int, help="torch threads (default: all cores but one, left to HTTP)")
     s.add_argument("--no-mixed-batches", action="store_true",
                    help="one request per forward pass, switching the active adapter (for comparison)")
     s.set_defaults(func=cmd_serve)

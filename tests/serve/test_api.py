@@ -1,7 +1,6 @@
 """The HTTP API through FastAPI's test client, on the tiny adapters."""
 
 import json
-import shutil
 import threading
 
 import pytest

@@ -8,7 +8,6 @@ adapter keeps it merged into the base weights, so serving one adapter costs what
 Not thread-safe: one worker thread owns the engine (see lorakit.serve.batcher).
 """
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +21,6 @@ from lorakit.infer.adapters import AdapterInfo, same_base
 from lorakit.infer.predictor import to_results
 from lorakit.store import model_dir
 from lorakit.train.model import load_base, quiet_transformers
-
-log = logging.getLogger(__name__)
-
 
 class AdapterError(LorakitError):
     """An adapter cannot be loaded into (or found in) the engine."""
