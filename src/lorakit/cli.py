@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-texts", type=int, default=64, help="texts per request")
     s.add_argument("--max-chars", type=int, default=5000, help="characters per text")
     s.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024)
-    s.add_argument("--max-queue", type=int, default=4096, help="texts waiting before 503")
+    s.add_argument("--max-queue", type=int, default=1024, help="texts waiting before 503")
     s.add_argument("--max-batch", type=int, default=64, help="texts per forward pass")
     s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long to gather a batch")
     s.add_argument("--timeout", type=float, default=30.0, help="seconds before a waiting request gets 504")

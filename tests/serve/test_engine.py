@@ -91,3 +91,20 @@ def test_wrong_base_and_unknown_adapter_are_refused(tiny_adapters, tmp_path):
     e.remove("plain")
     assert e.names() == [] and not e._pools
     assert torch.is_inference_mode_enabled() is False
+
+
+def test_padding_bounded_chunks_cover_every_row_once_with_little_padding():
+    import random
+
+    from lorakit.infer.engine import padding_bounded_chunks
+
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(200)]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    chunks = list(padding_bounded_chunks(order, lengths, 0.25, 16))
+    assert [j for c in chunks for j in c] == order
+    for c in chunks:
+        assert 1 <= len(c) <= 16
+        padded, real = max(lengths[j] for j in c) * len(c), sum(lengths[j] for j in c)
+        assert len(c) == 1 or padded <= 1.25 * real
+    assert len(chunks) < len(lengths) / 4  # still real batches, not one row each
