@@ -102,3 +102,22 @@ def test_a_deleted_adapter_fails_its_request_only():
     ok, gone = run(with_batcher(engine, body))
     assert ok == [{"label": "a:x"}]
     assert isinstance(gone, UnknownAdapter) and gone.loaded == ["a", "c"]
+
+
+def test_after_batch_runs_in_the_engine_thread_after_each_forward_pass():
+    import threading
+
+    engine, seen = FakeEngine(), []
+
+    async def body(b):
+        await b.submit("a", ["x"], 5)
+        await b.submit("b", ["y"], 5)
+
+    run(with_batcher(engine, body, max_wait_s=0.0, after_batch=lambda: seen.append(threading.current_thread().name)))
+    assert len(seen) == 2 and all(name.startswith("lorakit-engine") for name in seen)
+
+
+def test_heap_trimmer_is_callable_here():
+    from lorakit.serve.memory import heap_trimmer
+
+    heap_trimmer()()  # glibc: returns free pages; elsewhere a no-op

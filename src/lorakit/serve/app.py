@@ -13,6 +13,7 @@ from lorakit.errors import LorakitError, NotInstalledError
 from lorakit.infer import adapters as adapter_files
 from lorakit.infer.engine import AlreadyLoaded, Engine, UnknownAdapter
 from lorakit.serve.batcher import Batcher, QueueFull
+from lorakit.serve.memory import heap_trimmer
 from lorakit.serve.guards import ApiError, BodyLimit, bearer_guard, error_response
 from lorakit.serve.metrics import Metrics
 from lorakit.serve.schemas import AdapterOut, AdaptersOut, ClassifyResponse, LoadAdapter, classify_request
@@ -27,7 +28,7 @@ def _adapter_out(engine: Engine, name: str) -> AdapterOut:
 def create_app(engine: Engine, settings: Settings = Settings()) -> FastAPI:
     metrics = Metrics()
     batcher = Batcher(engine, settings.max_batch, settings.max_wait_ms / 1000, settings.max_queue,
-                      mixed=settings.mixed, on_batch=metrics.observe_batch)
+                      mixed=settings.mixed, on_batch=metrics.observe_batch, after_batch=heap_trimmer())
     metrics.adapters.set_function(lambda: len(engine.adapters))
     metrics.queue.set_function(lambda: batcher.depth)
 

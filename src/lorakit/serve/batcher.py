@@ -34,13 +34,14 @@ class Job:
 
 class Batcher:
     def __init__(self, engine, max_batch: int, max_wait_s: float, max_queue: int, mixed: bool = True,
-                 on_batch=None):
+                 on_batch=None, after_batch=None):
         self.engine = engine
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
         self.mixed = mixed
         self.on_batch = on_batch or (lambda texts, adapters, seconds: None)
+        self.after_batch = after_batch or (lambda: None)  # runs in the engine thread
         self._jobs: deque[Job] = deque()
         self._queued = 0
         self._wake = asyncio.Event()
@@ -121,7 +122,10 @@ class Batcher:
         """In the engine thread: requests whose adapter was deleted meanwhile fail alone."""
         ok = [part for part in batch if part[0].adapter in self.engine.adapters]
         items = [(job.adapter, text) for job, a, b in ok for text in job.texts[a:b]]
-        return ok, items, (self.engine.classify(items) if items else [])
+        try:
+            return ok, items, (self.engine.classify(items) if items else [])
+        finally:
+            self.after_batch()
 
     def _fail(self, job: Job, error: BaseException) -> None:
         job.cancelled = True
