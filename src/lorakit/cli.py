@@ -1,7 +1,6 @@
 """Command line: one verb -> one function; parsing and printing only, no logic here."""
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -115,44 +114,53 @@ def cmd_eval(a) -> None:
     out.print(f"written: {Path(a.run) / f'eval_{a.split}.json'}, {Path(a.run) / 'plots' / f'confusion_{a.split}.png'}")
 
 
-def _read_inputs(a) -> list[str]:
+def _inputs(a):
+    """(texts iterator, count or None): streamed, never read whole into memory."""
+    from lorakit.infer import inputs
+
     if a.texts and a.file:
         raise LorakitError("give texts or --file, not both")
     if a.texts:
-        return a.texts
+        return iter(a.texts), len(a.texts)
     if a.file:
-        path = Path(a.file)
-        if not path.is_file():
-            raise LorakitError(f"{path}: file not found")
-        if path.suffix == ".csv":
-            with open(path, encoding="utf-8", errors="replace", newline="") as f:
-                reader = csv.DictReader(f)
-                if a.text_column not in (reader.fieldnames or []):
-                    raise LorakitError(f"{path}: no column {a.text_column!r}", "set --text-column")
-                return [row[a.text_column] for row in reader]
-        if path.suffix == ".jsonl":
-            texts = []
-            with open(path, encoding="utf-8", errors="replace") as f:
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            texts.append(json.loads(line)[a.text_column])
-                        except (json.JSONDecodeError, KeyError, TypeError):
-                            raise LorakitError(f"{path}: line {n} has no {a.text_column!r} field") from None
-            return texts
-        return [line.rstrip("\n") for line in open(path, encoding="utf-8", errors="replace") if line.strip()]
+        texts = inputs.read_file(a.file, a.text_column)
+        return texts, inputs.count(a.file)
     if sys.stdin.isatty():
         raise LorakitError("no input texts", "give TEXT arguments, --file FILE, or pipe lines on stdin")
-    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    return inputs.lines(sys.stdin), None
 
 
 def cmd_predict(a) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from lorakit.infer.predictor import load
 
-    texts = _read_inputs(a)
-    predictor = load(a.run, a.batch_size)
-    for text, p in zip(texts, predictor.predict(texts)):
-        print(json.dumps({"text": text, **p}, ensure_ascii=False))
+    texts, total = _inputs(a)
+    predictor = load(a.run, a.batch_size, quantize=a.quantize)
+    if a.quantize:
+        from lorakit.infer.quality import int8_report
+
+        r = int8_report(a.run, a.batch_size)
+        err.print(f"int8: test accuracy {r['int8_accuracy']:.4f} vs fp32 {r['fp32_accuracy']:.4f} "
+                  f"(change {r['change']:+.4f}, {r['n']} texts)", highlight=False)
+    # The bar goes to stderr and only on a terminal: stdout stays clean JSON lines.
+    bar = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=err, transient=True, disable=a.quiet or not err.is_terminal or (total or 0) < 2 * a.batch_size)
+    with bar:
+        task = bar.add_task("predict", total=total)
+        for text, p in predictor.predict_stream(texts):
+            print(json.dumps({"text": text, **p}, ensure_ascii=False))
+            bar.advance(task)
+
+
+def cmd_serve(a) -> None:
+    from lorakit.serve.run import serve
+    from lorakit.serve.settings import Settings
+
+    settings = Settings(max_texts=a.max_texts, max_chars=a.max_chars, max_body_bytes=a.max_body_bytes,
+                        max_queue=a.max_queue, max_batch=a.max_batch, max_wait_ms=a.max_wait_ms,
+                        request_timeout_s=a.timeout, api_key=a.api_key, mixed=not a.no_mixed_batches)
+    serve(a.base, a.adapter, a.host, a.port, settings, a.threads, log=lambda m: err.print(m, highlight=False))
 
 
 def cmd_show(a) -> None:
@@ -353,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--file", help="a .txt (one text per line), .csv or .jsonl file")
     s.add_argument("--text-column", default="text", help="column or field of --file holding the text")
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization (CPU); reports the test accuracy change")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("merge", help="merge an adapter into its base: plain weights any transformers code loads")
@@ -394,6 +404,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace an existing --out folder")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="HTTP server: many adapters over one base, mixed-adapter batches")
+    s.add_argument("--base", help="installed base model (default: the first adapter's base)")
+    s.add_argument("--adapter", action="append", default=[], metavar="NAME[=RUN_OR_STORE_NAME]",
+                   help="adapter to load at start (repeatable): a run folder or an installed adapter")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $LORAKIT_API_KEY)")
+    s.add_argument("--max-texts", type=int, default=64, help="texts per request")
+    s.add_argument("--max-chars", type=int, default=5000, help="characters per text")
+    s.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024)
+    s.add_argument("--max-queue", type=int, default=1024, help="texts waiting before 503")
+    s.add_argument("--max-batch", type=int, default=64, help="texts per forward pass")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long to gather a batch")
+    s.add_argument("--timeout", type=float, default=30.0, help="seconds before a waiting request gets 504")
+    s.add_argument("--threads", type=int, help="torch threads (default: all cores but one, left to HTTP)")
+    s.add_argument("--no-mixed-batches", action="store_true",
+                   help="one request per forward pass, switching the active adapter (for comparison)")
+    s.set_defaults(func=cmd_serve)
     return p
 
 

@@ -1,4 +1,4 @@
-"""Inference: the predictor over a trained run."""
+"""Inference: the predictor over a trained run, and the multi-adapter batch engine."""
 
 from lorakit.infer.predictor import Predictor, load
 

@@ -1,41 +1,58 @@
-"""Load a trained run (or an adapter folder) and classify texts."""
+"""Load a trained run (or an adapter folder) and classify texts.
 
-import json
+The adapter is merged into the base weights once at load time: inference then costs exactly
+what the base model costs, with no LoRA side branches.
+"""
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import torch
-import yaml
 from peft import PeftModel
 
 from lorakit.data.batching import encode
-from lorakit.errors import RunError
+from lorakit.errors import LorakitError
+from lorakit.infer.adapters import adapter_dir, load_info
 from lorakit.infer.logits import batched_logits
+from lorakit.infer.quantize import MODES, quantize_int8
 from lorakit.store import model_dir
 from lorakit.store.adapters import check_folder
 from lorakit.train.model import load_base
 
+__all__ = ["Predictor", "adapter_dir", "load", "to_results"]
 
-def adapter_dir(run: str | Path) -> Path:
-    """Accepts a run folder (runs/NAME) or its adapter/ folder."""
-    run = Path(run)
-    for d in (run / "adapter", run):
-        if (d / "adapter_config.json").is_file() and (d / "lorakit.json").is_file():
-            return d
-    if run.is_dir():
-        raise RunError(f"{run}: no trained adapter here", f"run: lorakit train RECIPE name={run.name}")
-    raise RunError(f"run {str(run)!r} not found", "give a run folder such as runs/demo")
+
+def to_results(logits: torch.Tensor, labels: list[str]) -> list[dict]:
+    """One {label, probs} per row of logits."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    return [
+        {"label": labels[int(p.argmax())], "probs": {n: round(float(v), 6) for n, v in zip(labels, p)}}
+        for p in probs
+    ]
 
 
 class Predictor:
-    def __init__(self, run: str | Path, batch_size: int = 64):
-        self.adapter = adapter_dir(run)
-        self.meta = json.loads((self.adapter / "lorakit.json").read_text())
-        self.labels: list[str] = self.meta["labels"]
-        self.max_length: int = self.meta["max_length"]
+    def __init__(self, run: str | Path, batch_size: int = 64, *, merge: bool = True, quantize: str | None = None):
+        if quantize is not None and quantize not in MODES:
+            raise LorakitError(f"unknown quantization {quantize!r}", f"use one of: {', '.join(MODES)}")
+        if batch_size < 1:
+            raise LorakitError(f"batch size must be at least 1, got {batch_size}", "use --batch-size 64")
+        info = load_info(run)
+        self.adapter = info.path
+        self.meta = info.meta
+        self.labels: list[str] = info.labels
+        self.max_length: int = info.max_length
         self.batch_size = batch_size
-        check_folder(self.adapter, self.meta["base"])  # a clear message instead of a shape-mismatch traceback
-        base, self.tokenizer = load_base(model_dir(self.meta["base"]), self.labels)
-        self.model = PeftModel.from_pretrained(base, self.adapter).eval()
+        self.quantize = quantize
+        check_folder(self.adapter, info.base)  # a clear message instead of a shape-mismatch traceback
+        base, self.tokenizer = load_base(model_dir(info.base), self.labels)
+        model = PeftModel.from_pretrained(base, self.adapter)
+        if merge or quantize:
+            model = model.merge_and_unload()  # W' = W + s·BA; the classifier head replaces the base one
+        if quantize == "int8":
+            model = quantize_int8(model)
+        self.model = model.eval()
 
     def logits(self, texts: list[str]) -> torch.Tensor:
         seqs = encode(self.tokenizer, list(texts), self.max_length)
@@ -45,20 +62,19 @@ class Predictor:
         """One {label, probs} per text, in input order."""
         if not texts:
             return []
-        probs = torch.softmax(self.logits(texts), dim=-1)
-        return [
-            {"label": self.labels[int(p.argmax())], "probs": {n: round(float(v), 6) for n, v in zip(self.labels, p)}}
-            for p in probs
-        ]
+        return to_results(self.logits(texts), self.labels)
+
+    def predict_stream(self, texts: Iterable[str], chunk: int = 4096) -> Iterator[tuple[str, dict]]:
+        """(text, result) in input order for any number of texts, holding at most ``chunk`` texts at a time.
+
+        Each chunk is length-sorted into batches, so a larger chunk pads less; 4,096 keeps memory
+        to a few megabytes of text while leaving almost no padding.
+        """
+        it = iter(texts)
+        while batch := list(islice(it, chunk)):
+            yield from zip(batch, self.predict(batch))
 
 
-def load(run: str | Path, batch_size: int = 64) -> Predictor:
+def load(run: str | Path, batch_size: int = 64, *, merge: bool = True, quantize: str | None = None) -> Predictor:
     """``lorakit.load("runs/demo").predict(["some text"])``"""
-    return Predictor(run, batch_size)
-
-
-def run_config(run: str | Path) -> dict:
-    path = Path(run) / "config.yaml"
-    if not path.is_file():
-        raise RunError(f"{run}: no config.yaml", "give a run folder written by lorakit train")
-    return yaml.safe_load(path.read_text())
+    return Predictor(run, batch_size, merge=merge, quantize=quantize)

@@ -1,0 +1,146 @@
+"""Batch prediction throughput: lorakit's predictor vs a transformers pipeline over the PEFT model.
+
+    python benchmarks/predict_throughput.py [--work /tmp/lorakit-bench] [--n 2000]
+
+Installs minilm into WORK/home and trains a small tweets-sentiment adapter there the first
+time (a minute or two on 2 cores), then classifies the same N test tweets both ways with the
+same batch size and threads, and writes benchmarks/results/predict_throughput.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+warnings.filterwarnings("ignore")
+
+
+def machine() -> dict:
+    import torch
+
+    flags = set()
+    if Path("/proc/cpuinfo").is_file():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16"]
+    return {"cores": os.cpu_count(), "cpu_flags": [f for f in wanted if f in flags], "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+
+
+def prepare(work: Path, n_test: int) -> Path:
+    """WORK/home with minilm installed and WORK/runs/bench-a0 trained (reused when present)."""
+    os.environ["LORAKIT_HOME"] = str(work / "home")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from lorakit.errors import StoreError
+    from lorakit.store import install_model, model_dir
+
+    try:
+        model_dir("minilm")
+    except StoreError:
+        install_model("minilm")
+    run = work / "runs" / "bench-a0"
+    if not (run / "adapter" / "lorakit.json").is_file() or sum(1 for _ in open(run / "data" / "test.jsonl")) < n_test:
+        from lorakit.train.loop import train
+
+        print(f"training a small adapter into {run} ...", flush=True)
+        train(overrides={"name": "bench-a0", "out_dir": str(work / "runs"), "base": "minilm",
+                         "data.dataset": "tweets-sentiment", "data.limit": 300, "data.val_limit": 100,
+                         "data.test_limit": n_test, "train.epochs": 1}, overwrite=True, show_progress=False)
+    return run
+
+
+def test_split(run: Path, n: int) -> tuple[list[str], list[str]]:
+    rows = [json.loads(line) for line in open(run / "data" / "test.jsonl")][:n]
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def timed(fn):
+    started = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - started
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--work", default="/tmp/lorakit-bench")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+
+    import torch
+
+    torch.set_num_threads(a.threads)
+    from lorakit.train.model import quiet_transformers
+
+    quiet_transformers()  # no load reports or bars in the output, for both sides
+    run = prepare(Path(a.work), a.n)
+    texts, gold = test_split(run, a.n)
+
+    from lorakit.infer.predictor import load
+    from lorakit.infer.adapters import load_info
+    from lorakit.store import model_dir
+    from reference import predict_pipeline as reference
+
+    info = load_info(run)
+    clf = reference.build(model_dir(info.base), info.path, info.labels, a.batch_size)
+    reference.predict(clf, texts[:a.batch_size], info.max_length)  # warm-up, both sides
+    ref_labels, ref_s = timed(lambda: reference.predict(clf, texts, info.max_length))
+    clf = None  # free its memory before the next side
+
+    ours = load(run, a.batch_size)
+    ours.predict(texts[:a.batch_size])
+    our_results, our_s = timed(lambda: ours.predict(texts))
+    our_labels = [r["label"] for r in our_results]
+    ours = None
+
+    q = load(run, a.batch_size, quantize="int8")
+    q.predict(texts[:a.batch_size])
+    q_results, q_s = timed(lambda: q.predict(texts))
+    q_labels = [r["label"] for r in q_results]
+
+    def accuracy(labels):
+        return sum(x == y for x, y in zip(labels, gold)) / len(gold)
+
+    n = len(texts)
+    result = {
+        "benchmark": "predict_throughput",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "texts": n, "batch_size": a.batch_size, "threads": a.threads,
+        "base": "minilm (all-MiniLM-L6-v2)", "adapter": f"{info.meta.get('method')} on tweets-sentiment",
+        "reference": {"what": "transformers pipeline('text-classification') over the PEFT model, default settings",
+                      "texts_per_s": n / ref_s, "seconds": ref_s, "accuracy": accuracy(ref_labels)},
+        "lorakit": {"what": "lorakit.load(run).predict: merged adapter, length-sorted batches, inference_mode",
+                    "texts_per_s": n / our_s, "seconds": our_s, "accuracy": accuracy(our_labels)},
+        "ratio": ref_s / our_s,
+        "same_predictions": sum(x == y for x, y in zip(ref_labels, our_labels)) / n,
+        "int8": {"what": "lorakit predict --quantize int8 (dynamic, CPU), reported separately",
+                 "texts_per_s": n / q_s, "ratio_vs_reference": ref_s / q_s, "accuracy": accuracy(q_labels),
+                 "accuracy_change_vs_fp32": accuracy(q_labels) - accuracy(our_labels),
+                 "same_predictions_as_fp32": sum(x == y for x, y in zip(q_labels, our_labels)) / n},
+        "goal": "lorakit >= 3x the reference's texts/s, same predictions",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out = HERE / "results" / "predict_throughput.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("ratio", "same_predictions")} |
+                     {"reference_texts_per_s": result["reference"]["texts_per_s"],
+                      "lorakit_texts_per_s": result["lorakit"]["texts_per_s"],
+                      "int8_texts_per_s": result["int8"]["texts_per_s"],
+                      "int8_accuracy_change": result["int8"]["accuracy_change_vs_fp32"]}, indent=2))
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()

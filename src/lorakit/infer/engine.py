@@ -1,0 +1,183 @@
+"""The multi-adapter batch engine: one base model, many LoRA adapters, mixed batches.
+
+Adapters with the same number of labels share one PEFT model ("pool"): a batch that mixes
+them runs in one forward pass with ``adapter_names=[...]`` (each row through its own LoRA
+weights and its own classifier head, saved as ``modules_to_save``). A pool holding a single
+adapter keeps it merged into the base weights, so serving one adapter costs what the base costs.
+
+Not thread-safe: one worker thread owns the engine (see lorakit.serve.batcher).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from transformers import AutoTokenizer
+
+from lorakit.data.batching import collate
+from lorakit.errors import LorakitError
+from lorakit.infer.adapters import AdapterInfo, same_base
+from lorakit.infer.predictor import to_results
+from lorakit.store import model_dir
+from lorakit.train.model import load_base, quiet_transformers
+
+class AdapterError(LorakitError):
+    """An adapter cannot be loaded into (or found in) the engine."""
+
+
+class AlreadyLoaded(AdapterError):
+    pass
+
+
+class UnknownAdapter(AdapterError):
+    def __init__(self, name: str, loaded: list[str]):
+        super().__init__(f"adapter {name!r} is not loaded", f"loaded: {', '.join(loaded) or 'none'}")
+        self.name = name
+        self.loaded = loaded
+
+
+def padding_bounded_chunks(order: list[int], lengths: list[int], max_padding: float, max_rows: int):
+    """Cut indices already sorted by length into chunks whose padding stays under ``max_padding``.
+
+    Measured on minilm, 32 random tweets: one padded batch took 346 ms, chunks of 8 took 202 ms.
+    """
+    chunk, real = [], 0
+    for j in order:
+        n = lengths[j]
+        if chunk and (len(chunk) == max_rows or n * (len(chunk) + 1) > (1 + max_padding) * (real + n)):
+            yield chunk
+            chunk, real = [], 0
+        chunk.append(j)
+        real += n
+    if chunk:
+        yield chunk
+
+
+@dataclass
+class Pool:
+    model: PeftModel
+    names: list[str] = field(default_factory=list)
+    merged: bool = False
+
+
+class Engine:
+    def __init__(self, base: str, *, mixed: bool = True, merge_single: bool = True, sub_batch: int = 64,
+                 max_padding: float = 0.25):
+        """``mixed=False`` is the naive way, kept for comparison: switch the active adapter per call."""
+        quiet_transformers()
+        self.base = base
+        self.base_path: Path = model_dir(base)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
+        self.mixed = mixed
+        self.sub_batch = sub_batch      # rows per forward pass, at most
+        self.max_padding = max_padding  # padded tokens per real token, at most (beyond the first row)
+        self.merge_single = merge_single and mixed
+        self.adapters: dict[str, AdapterInfo] = {}
+        self._pools: dict[int, Pool] = {}  # by number of labels
+
+    # ---- adapters -------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self.adapters)
+
+    def unknown(self, name: str) -> "UnknownAdapter":
+        return UnknownAdapter(name, self.names())
+
+    def add(self, name: str, info: AdapterInfo) -> None:
+        """Load an adapter; on any failure the engine is left exactly as it was."""
+        if name in self.adapters:
+            raise AlreadyLoaded(f"adapter {name!r} is already loaded", f"DELETE /v1/adapters/{name} first")
+        if not same_base(info, self.base, self.base_path):
+            raise AdapterError(f"adapter {name!r} was trained on base {info.base!r}, this engine serves {self.base!r}",
+                               "load it into a server started with that base")
+        k = len(info.labels)
+        pool = self._pools.get(k)
+        try:
+            if pool is None:
+                base, _ = load_base(self.base_path, info.labels)
+                pool = Pool(PeftModel.from_pretrained(base, info.path, adapter_name=name).eval())
+            else:
+                self._unmerge(pool)
+                pool.model.load_adapter(info.path, adapter_name=name)
+                pool.model.eval()
+        except Exception as e:  # PEFT/safetensors raise many types for a bad or mismatched adapter
+            if pool is not None and k in self._pools and name in pool.model.peft_config:
+                pool.model.delete_adapter(name)
+            if k in self._pools:
+                self._remerge(self._pools[k])
+            reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else e.__class__.__name__
+            raise AdapterError(f"cannot load adapter {name!r}: {reason}", "check that it was trained on this base") from None
+        pool.names.append(name)
+        self._pools[k] = pool
+        self.adapters[name] = info
+        self._remerge(pool)
+
+    def remove(self, name: str) -> None:
+        if name not in self.adapters:
+            raise self.unknown(name)
+        k = len(self.adapters.pop(name).labels)
+        pool = self._pools[k]
+        pool.names.remove(name)
+        if not pool.names:
+            del self._pools[k]  # the pool's model (and its memory) goes with its last adapter
+            return
+        self._unmerge(pool)
+        pool.model.delete_adapter(name)
+        self._remerge(pool)
+
+    def _unmerge(self, pool: Pool) -> None:
+        if pool.merged:
+            pool.model.unmerge_adapter()
+            pool.merged = False
+
+    def _remerge(self, pool: Pool) -> None:
+        if self.merge_single and len(pool.names) == 1 and not pool.merged:
+            pool.model.set_adapter(pool.names[0], inference_mode=True)
+            pool.model.merge_adapter()
+            pool.merged = True
+
+    # ---- inference ------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def classify(self, items: list[tuple[str, str]]) -> list[dict]:
+        """One {label, probs} per (adapter, text), in order. Unknown adapters raise UnknownAdapter."""
+        for name, _ in items:
+            if name not in self.adapters:
+                raise self.unknown(name)
+        out: list[dict | None] = [None] * len(items)
+        by_pool: dict[int, list[int]] = {}
+        for i, (name, _) in enumerate(items):
+            by_pool.setdefault(len(self.adapters[name].labels), []).append(i)
+        for k, rows in by_pool.items():
+            pool = self._pools[k]
+            seqs = self._tokenize([items[i] for i in rows])
+            # Gathered requests have random lengths: padding them all to the longest costs more
+            # than a few extra forward calls, so run length-sorted chunks with little padding.
+            order = sorted(range(len(rows)), key=lambda j: len(seqs[j]))
+            for part in padding_bounded_chunks(order, [len(s) for s in seqs], self.max_padding, self.sub_batch):
+                logits = self._forward(pool, [seqs[j] for j in part], [items[rows[j]][0] for j in part])
+                for row, j in enumerate(part):
+                    i = rows[j]
+                    out[i] = to_results(logits[row:row + 1], self.adapters[items[i][0]].labels)[0]
+        return out
+
+    def _tokenize(self, items: list[tuple[str, str]]) -> list[list[int]]:
+        # One fast-tokenizer call per max_length (adapters may differ).
+        seqs: list[list[int] | None] = [None] * len(items)
+        groups: dict[int, list[int]] = {}
+        for i, (name, _) in enumerate(items):
+            groups.setdefault(self.adapters[name].max_length, []).append(i)
+        for max_length, rows in groups.items():
+            ids = self.tokenizer([items[i][1] for i in rows], truncation=True, max_length=max_length)["input_ids"]
+            for i, ids_i in zip(rows, ids):
+                seqs[i] = ids_i
+        return seqs
+
+    def _forward(self, pool: Pool, seqs: list[list[int]], names: list[str]) -> torch.Tensor:
+        batch = collate(seqs, self.tokenizer.pad_token_id)
+        if pool.merged or len(set(names)) == 1:
+            if not pool.merged and pool.model.active_adapter != names[0]:
+                pool.model.set_adapter(names[0], inference_mode=True)
+            return pool.model(**batch).logits
+        return pool.model(**batch, adapter_names=names).logits

@@ -1,0 +1,37 @@
+"""What int8 quantization costs in accuracy: fp32 (merged) vs int8 on the run's saved test split."""
+
+import json
+from pathlib import Path
+
+from lorakit.data import read_split
+from lorakit.errors import RunError
+from lorakit.infer.adapters import adapter_dir
+from lorakit.infer.predictor import load
+
+REPORT = "eval_test_int8.json"
+
+
+def int8_report(run: str | Path, batch_size: int = 64) -> dict:
+    """Accuracy of both on RUN/data/test.jsonl; cached in RUN/eval_test_int8.json until the adapter changes."""
+    run = Path(run)
+    split = run / "data" / "test.jsonl"
+    if not split.is_file():
+        raise RunError(f"{run}: no saved test split to measure int8 accuracy on",
+                       "give a run folder written by lorakit train")
+    weights = adapter_dir(run) / "adapter_model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.is_file() else 0
+    cached = run / REPORT
+    if cached.is_file():
+        report = json.loads(cached.read_text())
+        if report.get("adapter_mtime_ns") == stamp:
+            return report
+    table = read_split(split)
+    accuracy = {}
+    for mode in ("fp32", "int8"):
+        predictor = load(run, batch_size, quantize=None if mode == "fp32" else mode)
+        labels = [p["label"] for p in predictor.predict(table.texts)]
+        accuracy[mode] = sum(a == b for a, b in zip(labels, table.labels)) / len(labels)
+    report = {"n": len(table.texts), "fp32_accuracy": accuracy["fp32"], "int8_accuracy": accuracy["int8"],
+              "change": accuracy["int8"] - accuracy["fp32"], "adapter_mtime_ns": stamp}
+    cached.write_text(json.dumps(report, indent=2))
+    return report

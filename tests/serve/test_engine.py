@@ -1,0 +1,110 @@
+import shutil
+
+import pytest
+import torch
+
+from lorakit.infer.adapters import load_info
+from lorakit.infer.engine import AdapterError, Engine, UnknownAdapter
+from lorakit.infer.predictor import load
+from serve_fixtures import tiny_adapters  # noqa: F401  (fixture)
+
+TEXTS = ["love fun", "hate sad", "good great the movie", "bad awful the film", "the movie was a film", "happy"]
+
+
+def engine_with(ad, *names, **kw) -> Engine:
+    e = Engine(str(ad["base"]), **kw)
+    for n in names:
+        e.add(n, load_info(ad[n]))
+    return e
+
+
+def assert_same(result, single):
+    assert result["label"] == single["label"]
+    assert result["probs"] == pytest.approx(single["probs"], abs=1e-5)
+
+
+def test_one_mixed_batch_gives_each_row_its_own_adapter(tiny_adapters):
+    e = engine_with(tiny_adapters, "plain", "flipped", "binary")
+    items = [(name, t) for t in TEXTS for name in ("plain", "flipped", "binary")]
+    results = e.classify(items)  # one call: one forward per pool, rows of all adapters mixed
+    singles = {n: load(tiny_adapters[n]).predict(TEXTS) for n in ("plain", "flipped", "binary")}
+    for (name, text), r in zip(items, results):
+        assert_same(r, singles[name][TEXTS.index(text)])
+    # the two 3-label adapters really disagree somewhere, so a mix-up would show
+    assert [r["label"] for r in singles["plain"]] != [r["label"] for r in singles["flipped"]]
+    assert set(results[2]["probs"]) == {"negative", "positive"}
+
+
+def test_single_adapter_is_merged_and_unmerged_when_a_second_arrives(tiny_adapters):
+    e = engine_with(tiny_adapters, "plain")
+    assert e._pools[3].merged
+    single = load(tiny_adapters["plain"]).predict(TEXTS)
+    for r, s in zip(e.classify([("plain", t) for t in TEXTS]), single):
+        assert_same(r, s)
+    e.add("flipped", load_info(tiny_adapters["flipped"]))
+    assert not e._pools[3].merged
+    for r, s in zip(e.classify([("plain", t) for t in TEXTS]), single):
+        assert_same(r, s)
+    e.remove("flipped")
+    assert e._pools[3].merged and e.names() == ["plain"]
+    for r, s in zip(e.classify([("plain", t) for t in TEXTS]), single):
+        assert_same(r, s)
+
+
+def test_naive_mode_switches_adapters_with_the_same_outputs(tiny_adapters):
+    e = engine_with(tiny_adapters, "plain", "flipped", mixed=False)
+    for name in ("flipped", "plain", "flipped"):
+        for r, s in zip(e.classify([(name, t) for t in TEXTS]), load(tiny_adapters[name]).predict(TEXTS)):
+            assert_same(r, s)
+
+
+def test_a_failing_load_leaves_the_running_adapters_serving(tiny_adapters, tmp_path):
+    e = engine_with(tiny_adapters, "plain")
+    before = e.classify([("plain", t) for t in TEXTS])
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_adapters["flipped"] / "adapter", broken)
+    (broken / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
+    with pytest.raises(AdapterError, match="cannot load adapter 'bad'"):
+        e.add("bad", load_info(broken))
+    assert e.names() == ["plain"] and e._pools[3].merged
+    assert "bad" not in e._pools[3].model.peft_config
+    after = e.classify([("plain", t) for t in TEXTS])
+    for a, b in zip(before, after):
+        assert_same(a, b)
+    with pytest.raises(AdapterError, match="already loaded"):
+        e.add("plain", load_info(tiny_adapters["plain"]))
+
+
+def test_wrong_base_and_unknown_adapter_are_refused(tiny_adapters, tmp_path):
+    e = engine_with(tiny_adapters, "plain")
+    other = tmp_path / "other"
+    shutil.copytree(tiny_adapters["plain"] / "adapter", other)
+    meta = (other / "lorakit.json").read_text().replace(str(tiny_adapters["base"]), "/elsewhere/model")
+    (other / "lorakit.json").write_text(meta)
+    with pytest.raises(AdapterError, match="trained on base"):
+        e.add("other", load_info(other))
+    with pytest.raises(UnknownAdapter) as err:
+        e.classify([("plain", "x"), ("nope", "y")])
+    assert err.value.loaded == ["plain"]
+    with pytest.raises(UnknownAdapter):
+        e.remove("nope")
+    e.remove("plain")
+    assert e.names() == [] and not e._pools
+    assert torch.is_inference_mode_enabled() is False
+
+
+def test_padding_bounded_chunks_cover_every_row_once_with_little_padding():
+    import random
+
+    from lorakit.infer.engine import padding_bounded_chunks
+
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(200)]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    chunks = list(padding_bounded_chunks(order, lengths, 0.25, 16))
+    assert [j for c in chunks for j in c] == order
+    for c in chunks:
+        assert 1 <= len(c) <= 16
+        padded, real = max(lengths[j] for j in c) * len(c), sum(lengths[j] for j in c)
+        assert len(c) == 1 or padded <= 1.25 * real
+    assert len(chunks) < len(lengths) / 4  # still real batches, not one row each
