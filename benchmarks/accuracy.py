@@ -19,8 +19,8 @@ RECIPES = Path(__file__).parents[1] / "recipes"
 
 
 def main() -> None:
-    from lorakit.evaluate.report import evaluate
-    from lorakit.train.loop import train
+    from lorakit.evaluation.report import evaluate
+    from lorakit.training.loop import train
 
     name, overrides = sys.argv[1], sys.argv[2:]
     run = Path("runs") / f"accuracy-{name}"

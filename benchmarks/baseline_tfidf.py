@@ -14,7 +14,7 @@ from common import write_result  # noqa: E402
 
 from lorakit import data as datasets  # noqa: E402
 from lorakit.config import load_config  # noqa: E402
-from lorakit.evaluate.baselines import baselines  # noqa: E402
+from lorakit.evaluation.baselines import baselines  # noqa: E402
 
 RECIPES = Path(__file__).parents[1] / "recipes"
 

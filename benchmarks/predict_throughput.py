@@ -49,7 +49,7 @@ def prepare(work: Path, n_test: int) -> Path:
         install_model("minilm")
     run = work / "runs" / "bench-a0"
     if not (run / "adapter" / "lorakit.json").is_file() or sum(1 for _ in open(run / "data" / "test.jsonl")) < n_test:
-        from lorakit.train.loop import train
+        from lorakit.training.loop import train
 
         print(f"training a small adapter into {run} ...", flush=True)
         train(overrides={"name": "bench-a0", "out_dir": str(work / "runs"), "base": "minilm",
@@ -80,7 +80,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from lorakit.train.model import quiet_transformers
+    from lorakit.training.model import quiet_transformers
 
     quiet_transformers()  # no load reports or bars in the output, for both sides
     run = prepare(Path(a.work), a.n)

@@ -37,7 +37,7 @@ def training_flops_per_token(cfg, seq_len: float) -> float:
 def lorakit_side(model_dir: str, examples: int, val: int, threads: int, out_dir: str) -> None:
     from transformers import AutoConfig
 
-    from lorakit.train.loop import train
+    from lorakit.training.loop import train
 
     m = train(overrides={
         "name": "bench", "out_dir": out_dir, "base": model_dir, "data.dataset": "tweets-sentiment",

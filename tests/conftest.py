@@ -44,7 +44,7 @@ def tiny_csv(tmp_path) -> Path:
 @pytest.fixture
 def tiny_run(tmp_path, tiny_csv, tiny_model_dir) -> Path:
     """A trained run folder of the tiny model (a few seconds)."""
-    from lorakit.train.loop import train
+    from lorakit.training.loop import train
 
     m = train(overrides=tiny_overrides(tmp_path / "runs", tiny_csv, tiny_model_dir), show_progress=False)
     return Path(m["run"])

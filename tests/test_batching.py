@@ -30,3 +30,16 @@ def test_sorted_batches_and_collate():
     assert b["input_ids"].tolist() == [[7, 8, 9], [4, 0, 0]]
     assert b["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert b["input_ids"].dtype == torch.long
+
+
+def test_chunks_respect_count_and_token_budget():
+    from lorakit.data.batching import chunks
+
+    lengths = [10, 20, 30, 40, 50, 60]
+    assert chunks(list(range(6)), 4) == [[0, 1, 2, 3], [4, 5]]
+    # 3 rows x 30 = 90 fit in 100 tokens; a 4th row would pad all to 40 (160)
+    assert chunks(list(range(6)), 4, lengths, 100) == [[0, 1, 2], [3, 4], [5]]
+    # a text longer than the budget still goes through, alone
+    assert chunks([5, 0], 8, lengths, 50) == [[5], [0]]
+    flat = [i for c in chunks(list(range(6)), 3, lengths, 70) for i in c]
+    assert flat == list(range(6))

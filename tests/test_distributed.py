@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lorakit.data.batching import bucket_batches
-from lorakit.train.distributed import micro_batches, shard
-from lorakit.train.loop import train
+from lorakit.data.batching import bucket_batches, chunks
+from lorakit.training.distributed import shard
+from lorakit.training.loop import train
 
 from helpers import tiny_overrides
 
@@ -29,7 +29,7 @@ def test_every_example_once_per_epoch_across_processes(world):
         assert sorted(i for s in shares for i in s) == sorted(batch)
         assert max(map(len, shares)) - min(map(len, shares)) <= 1  # balanced
         for s in shares:
-            assert [i for m in micro_batches(s, 5) for i in m] == s
+            assert [i for m in chunks(s, 5) for i in m] == s
         seen += batch
     assert sorted(seen) == list(range(1001))
 

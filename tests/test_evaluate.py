@@ -3,8 +3,8 @@ import json
 import pytest
 
 from lorakit.errors import RunError
-from lorakit.evaluate.metrics import classification_metrics
-from lorakit.evaluate.report import evaluate
+from lorakit.evaluation.metrics import classification_metrics
+from lorakit.evaluation.report import evaluate
 
 
 def test_metrics_by_hand():

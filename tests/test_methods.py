@@ -2,8 +2,8 @@
 
 import json
 
-from lorakit.evaluate.report import evaluate
-from lorakit.train.loop import train
+from lorakit.evaluation.report import evaluate
+from lorakit.training.loop import train
 
 from helpers import tiny_overrides
 

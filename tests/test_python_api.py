@@ -2,8 +2,8 @@ import subprocess
 import sys
 
 
-def test_api_functions_survive_imports_of_the_stage_packages():
-    code = ("import lorakit.train.loop, lorakit.evaluate.report, lorakit.infer.predictor\n"
+def test_api_functions_and_stage_packages_do_not_shadow_each_other():
+    code = ("import lorakit.training.loop as loop, lorakit.evaluation.report as report, lorakit.infer.predictor\n"
             "import lorakit\n"
             "assert callable(lorakit.train) and callable(lorakit.evaluate) and callable(lorakit.load)\n"
             "from lorakit import train, evaluate\n"

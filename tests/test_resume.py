@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from lorakit.errors import RunError
-from lorakit.train.loop import train
+from lorakit.training.loop import train
 
 from helpers import tiny_overrides
 
@@ -83,7 +83,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, tiny_csv, tiny_mo
 
 def test_crash_between_checkpoints_resumes_exactly(tmp_path, tiny_csv, tiny_model_dir, reference, monkeypatch):
     """An exception at an arbitrary step (after checkpoint 3, mid-epoch 2) loses only the steps since."""
-    from lorakit.train import loop
+    from lorakit.training import loop
 
     real = loop.bucket_batches
     calls = {"n": 0}

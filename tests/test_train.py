@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from lorakit.errors import ConfigError, NotInstalledError, RunError
 from lorakit.infer.predictor import load
-from lorakit.train.loop import TrainingDiverged, train
+from lorakit.training.loop import TrainingDiverged, train
 
 from helpers import tiny_overrides
 

@@ -11,11 +11,6 @@ Python API, mirroring the command line::
 
 __version__ = "0.1.0"
 
-# The stage packages train/ and evaluate/ share their names with the API functions below. Import
-# them (both are light) before defining the functions: a later `import lorakit.train.loop` then
-# finds the package in sys.modules and leaves the function `lorakit.train` in place.
-import lorakit.evaluate  # noqa: E402,F401
-import lorakit.train  # noqa: E402,F401
 
 
 def install(source: str, name: str | None = None, force: bool = False, revision: str | None = None, **kwargs) -> dict:
@@ -28,13 +23,13 @@ def install(source: str, name: str | None = None, force: bool = False, revision:
 
 
 def train(recipe=None, overrides=None, **kwargs) -> dict:
-    from lorakit.train.loop import train as _train
+    from lorakit.training.loop import train as _train
 
     return _train(recipe, overrides, **kwargs)
 
 
 def evaluate(run, split: str = "test", **kwargs) -> dict:
-    from lorakit.evaluate.report import evaluate as _evaluate
+    from lorakit.evaluation.report import evaluate as _evaluate
 
     return _evaluate(run, split, **kwargs)
 

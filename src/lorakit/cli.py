@@ -65,8 +65,8 @@ def cmd_list(a) -> None:
 
 
 def cmd_train(a) -> None:
-    from lorakit.train import launch
-    from lorakit.train.loop import train
+    from lorakit.training import launch
+    from lorakit.training.loop import train
 
     if a.resume and (a.recipe or a.overrides):
         raise LorakitError("--resume takes the run folder only", f"lorakit train --resume {a.resume}")
@@ -94,7 +94,7 @@ def cmd_train(a) -> None:
 
 
 def cmd_eval(a) -> None:
-    from lorakit.evaluate.report import evaluate
+    from lorakit.evaluation.report import evaluate
 
     r = evaluate(a.run, a.split, a.batch_size, with_baselines=a.baselines)
     if a.json:

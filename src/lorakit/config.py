@@ -73,6 +73,8 @@ class TrainArgs(_Section):
     """Examples per optimizer step, over all processes (gradient accumulation makes up the difference)."""
     micro_batch_size: int | None = Field(None, gt=0)
     """Examples per forward pass in one process (default: batch_size / processes)."""
+    max_tokens_per_pass: int | None = Field(2048, gt=0)
+    """Padded tokens per forward pass: batches of long texts run in several passes (bounds memory; null: no cap)."""
     lr: float = Field(1e-3, gt=0)
     """Peak learning rate (AdamW)."""
     weight_decay: float = Field(0.01, ge=0)

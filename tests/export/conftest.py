@@ -10,7 +10,7 @@ from export_helpers import synthetic_rows, tiny_overrides, write_csv
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_model_dir):
     """``trained(method, seed=..., r=...)`` -> a run folder of the tiny model, trained once per arguments."""
-    from lorakit.train.loop import train
+    from lorakit.training.loop import train
 
     root = tmp_path_factory.mktemp("export-runs")
     csv = write_csv(root / "synthetic.csv", synthetic_rows(300))

@@ -21,7 +21,7 @@ def peft_logits(run: Path, texts=TEXTS):
     import torch
     from peft import PeftModel
 
-    from lorakit.train.model import load_base
+    from lorakit.training.model import load_base
 
     meta = json.loads((run / "adapter" / "lorakit.json").read_text())
     base, tok = load_base(meta["base_path"], meta["labels"])

@@ -20,7 +20,7 @@ def test_minilm_adapter_merges_and_loads_elsewhere_with_the_same_logits(tmp_path
     from peft import LoraConfig, TaskType, get_peft_model
 
     from lorakit.store import install_model, model_dir
-    from lorakit.train.model import load_base
+    from lorakit.training.model import load_base
 
     install_model("minilm")
     base_dir = model_dir("minilm")

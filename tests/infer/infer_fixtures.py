@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tiny_model, synthetic_rows, tiny_overrides, write_csv
+from helpers import make_tiny_model, synthetic_rows, tiny_overrides, write_csv
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
-    from lorakit.train.loop import train
+    from lorakit.training.loop import train
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tiny_model, synthetic_rows, tiny_overrides, write_csv
+from helpers import make_tiny_model, synthetic_rows, tiny_overrides, write_csv
 
 FLIP = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
 
 
 def train_tiny(root: Path, base: Path, name: str, flip: bool = False, two_labels: bool = False) -> Path:
-    from lorakit.train.loop import train
+    from lorakit.training.loop import train
 
     rows = synthetic_rows(600, seed=1)
     if flip:

@@ -28,10 +28,27 @@ def bucket_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, p
     return batches
 
 
-def sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+def chunks(indices: list[int], size: int, lengths: list[int] | None = None,
+           max_tokens: int | None = None) -> list[list[int]]:
+    """Consecutive runs of at most ``size`` indices and, given lengths, at most ``max_tokens`` padded
+    tokens (rows x longest row): long texts go through in smaller passes, which bounds peak memory."""
+    out, cur, longest = [], [], 0
+    for i in indices:
+        width = max(longest, lengths[i]) if lengths else 0
+        if cur and (len(cur) == size or (max_tokens and (len(cur) + 1) * width > max_tokens)):
+            out.append(cur)
+            cur, width = [], lengths[i] if lengths else 0
+        cur.append(i)
+        longest = width
+    if cur:
+        out.append(cur)
+    return out
+
+
+def sorted_batches(lengths: list[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
     """Batches in length order, for inference; callers restore the input order."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return chunks(order, batch_size, lengths, max_tokens)
 
 
 def collate(seqs: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -79,7 +79,7 @@ def combine(sources: list[str | Path], out: str | Path, *, weights: list[float],
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file, save_file
 
-    from lorakit.train.model import load_base
+    from lorakit.training.model import load_base
 
     if method in DENSITY and density is None:
         density = 0.5

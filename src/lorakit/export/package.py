@@ -24,7 +24,7 @@ FORMATS = ("safetensors", "int8", "onnx")
 def _peft_model(adapter):
     from peft import PeftModel
 
-    from lorakit.train.model import load_base
+    from lorakit.training.model import load_base
 
     base, _ = load_base(base_dir_of(adapter), adapter.labels)
     return PeftModel.from_pretrained(base, adapter.path).eval()

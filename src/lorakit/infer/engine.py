@@ -20,7 +20,7 @@ from lorakit.errors import LorakitError
 from lorakit.infer.adapters import AdapterInfo, same_base
 from lorakit.infer.predictor import to_results
 from lorakit.store import model_dir
-from lorakit.train.model import load_base, quiet_transformers
+from lorakit.training.model import load_base, quiet_transformers
 
 class AdapterError(LorakitError):
     """An adapter cannot be loaded into (or found in) the engine."""

@@ -18,7 +18,7 @@ from lorakit.infer.logits import batched_logits
 from lorakit.infer.quantize import MODES, quantize_int8
 from lorakit.store import model_dir
 from lorakit.store.adapters import check_folder
-from lorakit.train.model import load_base
+from lorakit.training.model import load_base
 
 __all__ = ["Predictor", "adapter_dir", "load", "to_results"]
 

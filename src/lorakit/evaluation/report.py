@@ -5,8 +5,8 @@ from pathlib import Path
 
 from lorakit.data import read_split
 from lorakit.errors import RunError
-from lorakit.evaluate.metrics import classification_metrics
-from lorakit.evaluate.plots import confusion_matrix_png
+from lorakit.evaluation.metrics import classification_metrics
+from lorakit.evaluation.plots import confusion_matrix_png
 from lorakit.infer.predictor import load
 
 SPLITS = ("test", "val")
@@ -43,7 +43,7 @@ def _baselines(run: Path, table, labels: list[str]) -> dict:
     seeded); they select nothing on validation data, so they may as well learn from it."""
     from lorakit import data as datasets
     from lorakit.config import load_config
-    from lorakit.evaluate.baselines import baselines
+    from lorakit.evaluation.baselines import baselines
 
     splits = datasets.prepare(load_config(run / "config.yaml").data)
     scores = baselines(splits.train.texts + splits.val.texts, splits.train.labels + splits.val.labels,

@@ -26,15 +26,16 @@ from transformers import get_scheduler
 
 from lorakit import data as datasets
 from lorakit.config import RunConfig, load_config, save_config
-from lorakit.data.batching import bucket_batches, collate, encode
+from lorakit.data.batching import bucket_batches, chunks, collate, encode
 from lorakit.errors import ConfigError, LorakitError, TrainingDiverged, TrainingInterrupted
-from lorakit.evaluate.metrics import classification_metrics
-from lorakit.evaluate.plots import learning_curve_png
+from lorakit.evaluation.metrics import classification_metrics
+from lorakit.evaluation.plots import learning_curve_png
 from lorakit.infer.logits import batched_logits
 from lorakit.store import model_dir
-from lorakit.train import checkpoint, progress, run_dir as runs
-from lorakit.train.distributed import gather_objects, micro_batches, shard
-from lorakit.train.model import add_adapter, load_base
+from lorakit.training import checkpoint, progress, run_dir as runs
+from lorakit.training.dropout import use_fast_dropout
+from lorakit.training.distributed import gather_objects, shard
+from lorakit.training.model import add_adapter, load_base
 
 LOG_EVERY = 10  # steps between TensorBoard loss points
 
@@ -114,6 +115,8 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     torch.manual_seed(tc.seed)  # classifier head and adapter initialisation: identical on every process
     model, tokenizer = load_base(base_dir, splits.label_names)
     model = add_adapter(model, cfg.lora, total_steps)
+    if accelerator.device.type == "cpu":
+        use_fast_dropout(model)  # the mask's random numbers were a third of a CPU step
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     torch.manual_seed(tc.seed + rank)  # dropout: its own stream per process
@@ -128,7 +131,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
 
     # Only adapter (and head) weights get gradients and optimizer state.
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=tc.lr, weight_decay=tc.weight_decay)
+                                  lr=tc.lr, weight_decay=tc.weight_decay, foreach=True)
     scheduler = get_scheduler("constant_with_warmup" if tc.scheduler == "constant" else tc.scheduler, optimizer,
                               num_warmup_steps=round(tc.warmup_ratio * total_steps), num_training_steps=total_steps)
     adalora = cfg.lora.method == "adalora"
@@ -165,7 +168,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                 # batch smaller than the process count leaves some shares empty: those processes run one
                 # pass with weight 0, only to join the gradient sync.
                 share = shard(batch, rank, world)
-                mine = micro_batches(share, micro) or [batch[:1]]
+                mine = chunks(share, micro, lengths, tc.max_tokens_per_pass) or [batch[:1]]
                 step_loss = torch.zeros((), device=device)
                 for i, idx in enumerate(mine):
                     # Weighted so that the gradient, after DDP averages it over processes, is the mean over
@@ -195,7 +198,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                 p["loss_sum"] += step_loss * len(batch)
                 p["tokens_real"] += sum(lengths[j] for j in batch)
                 p["tokens_padded"] += sum(len(idx) * max(lengths[j] for j in idx)
-                                          for idx in micro_batches(batch, micro))
+                                          for idx in chunks(batch, micro, lengths, tc.max_tokens_per_pass))
                 p["epoch_seconds"] = time.perf_counter() - started
                 rate = p["seen"] / p["epoch_seconds"]
                 if main and (p["step"] % LOG_EVERY == 0 or p["step"] == total_steps):
@@ -212,7 +215,8 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                     save_checkpoint(torch.get_rng_state())
 
             # Validation on the held-out split; the best epoch's adapter is what the run keeps.
-            logits = batched_logits(model, val_seqs[rank::world], pad_id, tc.eval_batch_size, device)
+            logits = batched_logits(model, val_seqs[rank::world], pad_id, tc.eval_batch_size, device,
+                                    tc.max_tokens_per_pass)
             shares = gather_objects(logits.argmax(-1).tolist(), world)
             y_pred = [shares[i % world][i // world] for i in range(len(val_seqs))]
             val = classification_metrics(val_y, y_pred, splits.label_names)

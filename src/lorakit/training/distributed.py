@@ -12,10 +12,6 @@ def shard(batch: list[int], rank: int, world: int) -> list[int]:
     return batch[rank::world]
 
 
-def micro_batches(indices: list[int], size: int) -> list[list[int]]:
-    return [indices[i:i + size] for i in range(0, len(indices), size)]
-
-
 def gather_objects(obj, world: int) -> list:
     """Every rank's ``obj`` in rank order (on all ranks)."""
     if world == 1:
