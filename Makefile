@@ -20,7 +20,7 @@ setup: $(VENV)/.ready
 
 demo: setup
 	$(VENV)/bin/lorakit install minilm
-	$(VENV)/bin/lorakit train recipes/tweets-sentiment.yaml name=demo data.limit=4000 data.val_limit=1000 train.epochs=2 --overwrite
+	$(VENV)/bin/lorakit train recipes/tweets-sentiment.yaml name=demo data.limit=4000 data.val_limit=1000 --overwrite
 	$(VENV)/bin/lorakit eval runs/demo --split test --baselines
 	$(VENV)/bin/lorakit predict runs/demo "I love this, what a great day" "The service was slow and the food was cold" "The meeting is at 3pm on Tuesday"
 	@echo "TensorBoard logs: runs/demo/tb   (tensorboard --logdir runs/demo/tb)"

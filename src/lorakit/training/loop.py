@@ -37,7 +37,7 @@ from lorakit.training.dropout import use_fast_dropout
 from lorakit.training.distributed import gather_objects, shard
 from lorakit.training.model import add_adapter, load_base
 
-LOG_EVERY = 10  # steps between TensorBoard loss points
+LOG_EVERY = 10  # steps per point of the loss curve (TensorBoard and the plot): their mean loss
 
 
 def _fingerprint(texts: list[str], labels: list[str]) -> str:
@@ -136,7 +136,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                               num_warmup_steps=round(tc.warmup_ratio * total_steps), num_training_steps=total_steps)
     adalora = cfg.lora.method == "adalora"
     p = {"epoch": 1, "pos": 0, "step": 0, "seen": 0, "loss_sum": 0.0, "epoch_seconds": 0.0, "tokens_real": 0,
-         "tokens_padded": 0, "history": [], "best": None, "bad_epochs": 0, "loss_curve": []}
+         "tokens_padded": 0, "history": [], "best": None, "bad_epochs": 0, "loss_curve": [], "window": []}
     if state is not None:
         checkpoint.restore(state, model, optimizer, scheduler)
         p = state["progress"]
@@ -201,11 +201,15 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                                           for idx in chunks(batch, micro, lengths, tc.max_tokens_per_pass))
                 p["epoch_seconds"] = time.perf_counter() - started
                 rate = p["seen"] / p["epoch_seconds"]
-                if main and (p["step"] % LOG_EVERY == 0 or p["step"] == total_steps):
-                    writer.add_scalar("train/loss", step_loss, p["step"])
-                    writer.add_scalar("train/lr", scheduler.get_last_lr()[0], p["step"])
-                    writer.add_scalar("train/samples_per_s", rate, p["step"])
-                    p["loss_curve"].append((p["step"], step_loss))
+                p["window"].append(step_loss)
+                if p["step"] % LOG_EVERY == 0 or p["step"] == total_steps:
+                    mean_loss = sum(p["window"]) / len(p["window"])  # the mean since the last point
+                    p["window"] = []
+                    p["loss_curve"].append((p["step"], mean_loss))
+                    if main:
+                        writer.add_scalar("train/loss", mean_loss, p["step"])
+                        writer.add_scalar("train/lr", scheduler.get_last_lr()[0], p["step"])
+                        writer.add_scalar("train/samples_per_s", rate, p["step"])
                 bar.update(epoch, step_loss, rate)
                 if stop.requested_everywhere(accelerator):
                     save_checkpoint(torch.get_rng_state())
