@@ -36,6 +36,14 @@ def render() -> str:
                 f"lorakit reaches {o['achieved_gflops_real_tokens']:.1f} GFLOP/s on real tokens, "
                 f"{100 * t['fraction_of_matmul_peak']:.0f}% of a 1024² fp32 matmul measured in the same run "
                 f"({t['matmul_gflops']:.1f} GFLOP/s).", ""]
+    d = _load("ddp_scaling")
+    if d:
+        out += [f"**Data-parallel scaling** — `{d['command']}` ({d['examples']} tweets, "
+                f"{d['threads_per_process']} thread(s) per process)", "",
+                "| processes | samples/s | val accuracy |", "|---|---|---|",
+                f"| {d['one']['processes']} | {d['one']['samples_per_s']:.1f} | {d['one']['val_accuracy']:.4f} |",
+                f"| {d['many']['processes']} | {d['many']['samples_per_s']:.1f} | {d['many']['val_accuracy']:.4f} |",
+                "", f"speed-up {_x(d['speedup'])}, scaling efficiency {100 * d['efficiency']:.0f}%", ""]
     a = _load("accuracy")
     if a:
         out += ["**Accuracy on the held-out test split** (full training data, `python benchmarks/accuracy.py NAME`)", "",
@@ -66,10 +74,27 @@ def render() -> str:
                 f"{_x(i['ratio_install_vs_cp'])} `cp -r`, {_x(i['ratio_install_vs_cp_sync'])} `cp -r`+fsync |",
                 f"| re-install of identical content | {i['reinstall_s']:.3f} | "
                 f"{100 * i['ratio_reinstall_vs_install']:.1f}% of a first install |", ""]
-    for name, title in (("predict_throughput", "Batch prediction"), ("serve_throughput", "Serving")):
-        r = _load(name)
-        if r and "summary_markdown" in r:
-            out += [f"**{title}** (`{r['command']}`)", "", r["summary_markdown"], ""]
+    p = _load("predict_throughput")
+    if p:
+        r, o, q = p["reference"], p["lorakit"], p["int8"]
+        out += [f"**Batch prediction** — `{p['command']}` ({p['texts']} test tweets, batch {p['batch_size']}, "
+                f"{p['threads']} threads)", "",
+                "| | texts/s | accuracy |", "|---|---|---|",
+                f"| reference: {r['what']} | {r['texts_per_s']:.1f} | {r['accuracy']:.4f} |",
+                f"| lorakit predict (merged adapter, length-sorted) | {o['texts_per_s']:.1f} | {o['accuracy']:.4f} |",
+                f"| lorakit predict --quantize int8 | {q['texts_per_s']:.1f} | {q['accuracy']:.4f} |",
+                f"| **ratio** (fp32) | **{_x(p['ratio'])}** | same predictions: {100 * p['same_predictions']:.1f}% |", ""]
+    v = _load("serve_throughput")
+    if v:
+        names = {"a_one_merged": "(a) one merged adapter", "b_mixed": "(b) 8 adapters, mixed batches",
+                 "c_switch": "(c) 8 adapters, switching per request"}
+        out += [f"**Serving** — `{v['command']}` ({v['setup']['clients']} concurrent clients, "
+                f"{v['setup']['requests']} requests per scenario, loopback)", "",
+                "| scenario | texts/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
+        for key, label in names.items():
+            r = v["results"][key]
+            out.append(f"| {label} | {r['texts_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} |")
+        out += ["", f"(b)/(a) = {v['ratio_b_over_a']:.2f}, (b)/(c) = {v['ratio_b_over_c']:.2f}", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

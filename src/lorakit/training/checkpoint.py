@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from lorakit.errors import RunError
+from lorakit.training.run_dir import swap_in
 
 NAME = "checkpoint"
 
@@ -33,14 +34,7 @@ def save(run: Path, model, optimizer, scheduler, progress: dict, rng: torch.Tens
     }, staging / "state.pt")
     with open(staging / "state.pt", "rb") as f:
         os.fsync(f.fileno())
-    if final.exists():
-        old = run / f"{NAME}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, final)
+    swap_in(staging, final)
 
 
 def load(run: Path) -> dict:

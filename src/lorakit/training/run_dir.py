@@ -21,6 +21,19 @@ def claim(run_dir: Path, overwrite: bool) -> None:
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
 
 
+def swap_in(staging: Path, final: Path) -> None:
+    """Put a complete folder in place of ``final``. A kill between the two renames leaves the previous
+    version as FINAL.old, never half a folder."""
+    if final.exists():
+        old = final.with_name(final.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, final)
+
+
 def save_adapter(model, run_dir: Path, meta: dict, card: str) -> None:
     """Write adapter/ next to the old one, then swap, so a crash never leaves half an adapter."""
     final = run_dir / "adapter"
@@ -30,14 +43,7 @@ def save_adapter(model, run_dir: Path, meta: dict, card: str) -> None:
     (staging / "labels.json").write_text(json.dumps(meta["labels"], indent=2))
     (staging / "lorakit.json").write_text(json.dumps(meta, indent=2))
     (staging / "README.md").write_text(card)
-    if final.exists():
-        old = run_dir / "adapter.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, final)
+    swap_in(staging, final)
 
 
 def model_card(cfg, meta: dict, val: dict, trainable: int, total: int) -> str:
