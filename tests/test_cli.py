@@ -124,3 +124,13 @@ def test_install_and_list(tmp_path, tiny_model_dir, run_cli):
     other = make_tiny_model(tmp_path / "other", seed=1)
     assert_user_error(lorakit("install", other, "--name", "tiny"), "already installed")
     assert_user_error(lorakit("install", tiny_model_dir, "--name", "../evil"), "invalid name '../evil'")
+
+
+def test_list_arguments_may_follow_options(tmp_path, tiny_csv, tiny_model_dir, run_cli):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("{}\n")
+    # the override after --quiet reaches the recipe (and fails validation there, naming the key)
+    r = run_cli("train", recipe, "--quiet", "train.lr=-1")
+    assert_user_error(r, "train.lr: input should be greater than 0")
+    assert_user_error(run_cli("train", recipe, "--nproc", "0"), "--nproc must be at least 1")
+    assert run_cli("train", recipe, "--quiet", "--bogus").returncode == 2

@@ -72,6 +72,8 @@ def cmd_train(a) -> None:
         raise LorakitError("--resume takes the run folder only", f"lorakit train --resume {a.resume}")
     if not a.resume and not a.recipe:
         raise LorakitError("no recipe given", "lorakit train recipes/tweets-sentiment.yaml, or --resume RUN")
+    if a.nproc < 1:
+        raise LorakitError(f"--nproc must be at least 1, got {a.nproc}")
     if (a.nproc > 1 or a.nnodes) and not launch.in_launched_process():
         from lorakit.config import load_config
 
@@ -345,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="rendezvous of a multi-node run (torchrun c10d)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_train)
+    s.set_defaults(func=cmd_train, trailing="overrides")
 
     s = sub.add_parser("eval", help="score a run on its held-out split")
     s.add_argument("run", help="run folder, e.g. runs/demo")
@@ -363,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization (CPU); reports the test accuracy change")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_predict)
+    s.set_defaults(func=cmd_predict, trailing="texts")
 
     s = sub.add_parser("merge", help="merge an adapter into its base: plain weights any transformers code loads")
     s.add_argument("adapter", metavar="RUN_OR_ADAPTER", help="run folder, adapter folder or installed adapter name")
@@ -427,7 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `lorakit train R.yaml --quiet k=v` and `lorakit predict RUN --batch-size 8 TEXT`: argparse stops
+    # collecting a list positional at the first option; what follows belongs to the same list.
+    if extra and (any(x.startswith("-") for x in extra) or not getattr(args, "trailing", None)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        getattr(args, args.trailing).extend(extra)
     try:
         rc = args.func(args)
     except TrainingInterrupted as e:
