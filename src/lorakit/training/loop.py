@@ -146,12 +146,13 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     peft_model = accelerator.unwrap_model(model)
     device = accelerator.device
 
-    def save_checkpoint(rng: torch.Tensor) -> None:
+    def save_checkpoint() -> None:
+        """At a step boundary: with the RNG state of now, a resumed run replays the next steps exactly."""
         if main:
             extra = {"train_fingerprint": fingerprint}
             if adalora:
                 extra["adalora"] = _adalora_state(peft_model)
-            checkpoint.save(run, peft_model, optimizer, scheduler, p, rng, extra)
+            checkpoint.save(run, peft_model, optimizer, scheduler, p, torch.get_rng_state(), extra)
 
     writer = SummaryWriter(str(run / "tb")) if main else None
     bar = progress.TrainProgress(total_steps, enabled=show_progress and main, completed=p["step"])
@@ -163,7 +164,6 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
             started = time.perf_counter() - p["epoch_seconds"]
             while p["pos"] < len(batches):
                 batch = batches[p["pos"]]
-                rng = torch.get_rng_state()  # a checkpoint taken now replays this step exactly
                 # This process's share, in micro-batches; gradients sync once, on the last one. A final
                 # batch smaller than the process count leaves some shares empty: those processes run one
                 # pass with weight 0, only to join the gradient sync.
@@ -212,11 +212,11 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                         writer.add_scalar("train/samples_per_s", rate, p["step"])
                 bar.update(epoch, step_loss, rate)
                 if stop.requested_everywhere(accelerator):
-                    save_checkpoint(torch.get_rng_state())
+                    save_checkpoint()
                     raise TrainingInterrupted(f"stopped at step {p['step']} of {total_steps}; checkpoint saved",
                                               f"continue with: lorakit train --resume {run}")
                 if tc.checkpoint_every and p["step"] % tc.checkpoint_every == 0 and p["pos"] < len(batches):
-                    save_checkpoint(torch.get_rng_state())
+                    save_checkpoint()
 
             # Validation on the held-out split; the best epoch's adapter is what the run keeps.
             logits = batched_logits(model, val_seqs[rank::world], pad_id, tc.eval_batch_size, device,
@@ -247,7 +247,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
             stopping = tc.early_stopping is not None and p["bad_epochs"] >= tc.early_stopping
             p.update(epoch=epoch + 1, pos=0, seen=0, loss_sum=0.0, epoch_seconds=0.0, tokens_real=0,
                      tokens_padded=0, loss_curve=[])
-            save_checkpoint(torch.get_rng_state())
+            save_checkpoint()
             if stopping:
                 break
     accelerator.wait_for_everyone()
