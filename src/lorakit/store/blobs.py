@@ -20,6 +20,7 @@ def sha256_file(path: Path) -> str:
 
 
 def fsync_dir(path: Path) -> None:
+    """fsync a folder (its entries) or a file: both open read-only."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -109,19 +110,12 @@ def sync_files(paths: list[Path]) -> None:
     threads: concurrent fsyncs share one journal commit and one device flush instead of paying
     for one each (about 4 ms per file on a virtual disk).
     """
-    def one(p: Path) -> None:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
     if len(paths) <= 1:
         for p in paths:
-            one(p)
+            fsync_dir(p)
         return
     with ThreadPoolExecutor(max_workers=min(16, len(paths)), thread_name_prefix="lorakit-fsync") as pool:
-        list(pool.map(one, paths))
+        list(pool.map(fsync_dir, paths))
 
 
 def publish_blob(staged: Path, digest: str) -> None:
