@@ -14,7 +14,7 @@ from helpers import make_tiny_model, synthetic_rows, tiny_overrides, write_csv
 FLIP = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
 
 
-def train_tiny(root: Path, base: Path, name: str, flip: bool = False, two_labels: bool = False) -> Path:
+def train_tiny(root: Path, base: Path, name: str, flip: bool = False, two_labels: bool = False, **extra) -> Path:
     from lorakit.training.loop import train
 
     rows = synthetic_rows(600, seed=1)
@@ -23,7 +23,7 @@ def train_tiny(root: Path, base: Path, name: str, flip: bool = False, two_labels
     if two_labels:
         rows = [(t, label) for t, label in rows if label != "neutral"]
     csv_path = write_csv(root / f"{name}.csv", rows)
-    m = train(overrides=tiny_overrides(root / "runs", csv_path, base, name=name), show_progress=False)
+    m = train(overrides=tiny_overrides(root / "runs", csv_path, base, name=name, **extra), show_progress=False)
     return Path(m["run"])
 
 

@@ -8,6 +8,7 @@ from lorakit.infer.engine import AdapterError, Engine, UnknownAdapter
 from lorakit.infer.predictor import load
 from serve_fixtures import tiny_adapters  # noqa: F401  (fixture)
 
+LORA = (3, "LORA", None)  # the pool of 3-label LoRA adapters
 TEXTS = ["love fun", "hate sad", "good great the movie", "bad awful the film", "the movie was a film", "happy"]
 
 
@@ -37,16 +38,16 @@ def test_one_mixed_batch_gives_each_row_its_own_adapter(tiny_adapters):
 
 def test_single_adapter_is_merged_and_unmerged_when_a_second_arrives(tiny_adapters):
     e = engine_with(tiny_adapters, "plain")
-    assert e._pools[3].merged
+    assert e._pools[LORA].merged
     single = load(tiny_adapters["plain"]).predict(TEXTS)
     for r, s in zip(e.classify([("plain", t) for t in TEXTS]), single):
         assert_same(r, s)
     e.add("flipped", load_info(tiny_adapters["flipped"]))
-    assert not e._pools[3].merged
+    assert not e._pools[LORA].merged
     for r, s in zip(e.classify([("plain", t) for t in TEXTS]), single):
         assert_same(r, s)
     e.remove("flipped")
-    assert e._pools[3].merged and e.names() == ["plain"]
+    assert e._pools[LORA].merged and e.names() == ["plain"]
     for r, s in zip(e.classify([("plain", t) for t in TEXTS]), single):
         assert_same(r, s)
 
@@ -66,8 +67,8 @@ def test_a_failing_load_leaves_the_running_adapters_serving(tiny_adapters, tmp_p
     (broken / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
     with pytest.raises(AdapterError, match="cannot load adapter 'bad'"):
         e.add("bad", load_info(broken))
-    assert e.names() == ["plain"] and e._pools[3].merged
-    assert "bad" not in e._pools[3].model.peft_config
+    assert e.names() == ["plain"] and e._pools[LORA].merged
+    assert len(e._pools[LORA].model.peft_config) == 1  # the failed load left nothing behind
     after = e.classify([("plain", t) for t in TEXTS])
     for a, b in zip(before, after):
         assert_same(a, b)
@@ -108,3 +109,41 @@ def test_padding_bounded_chunks_cover_every_row_once_with_little_padding():
         padded, real = max(lengths[j] for j in c) * len(c), sum(lengths[j] for j in c)
         assert len(c) == 1 or padded <= 1.25 * real
     assert len(chunks) < len(lengths) / 4  # still real batches, not one row each
+
+
+@pytest.fixture(scope="module")
+def methods(tiny_adapters, tmp_path_factory):
+    """Adapters of the other LoRA-family methods over the same tiny base."""
+    from serve_fixtures import train_tiny
+
+    root, base = tmp_path_factory.mktemp("methods"), tiny_adapters["base"]
+    return {
+        "rslora": train_tiny(root, base, "rslora", flip=True, **{"lora.method": "rslora", "lora.r": 2}),
+        "adalora": train_tiny(root, base, "adalora", **{
+            "lora.method": "adalora", "lora.r": 2, "lora.adalora_init_r": 6, "lora.adalora_tinit": 0.1,
+            "lora.adalora_tfinal": 0.2, "lora.adalora_delta_t": 2, "train.epochs": 3}),
+        "dora": train_tiny(root, base, "dora", flip=True, **{"lora.method": "dora", "train.epochs": 3}),
+    }
+
+
+def test_every_method_in_one_mixed_batch_matches_its_own_predictor(tiny_adapters, methods):
+    """rsLoRA and AdaLoRA (uneven rank pattern) stack beside plain LoRA; DoRA gets a pool of its own."""
+    e = engine_with(tiny_adapters, "plain")
+    for name, run in methods.items():
+        e.add(name, load_info(run))
+    names = ["plain", *methods]
+    assert set(e._pools) == {LORA, (3, "ADALORA", None), (3, "LORA", "dora")}
+    assert e._pools[(3, "LORA", "dora")].merged and len(e._pools[LORA].stacks.slots) == 2
+    items = [(name, t) for t in TEXTS for name in names]
+    results = e.classify(items)
+    runs = {"plain": tiny_adapters["plain"], **methods}
+    singles = {n: load(runs[n], merge=False).predict(TEXTS) for n in names}
+    for (name, text), r in zip(items, results):
+        assert_same(r, singles[name][TEXTS.index(text)])
+    e.add("a", load_info(methods["adalora"]))  # AdaLoRA adapters stack with each other, whatever their names
+    for r, s in zip(e.classify([(n, t) for n in ("adalora", "a") for t in TEXTS]), 2 * singles["adalora"]):
+        assert_same(r, s)
+    e.remove("rslora")  # the last one left in the shared pool is merged again
+    assert e._pools[LORA].merged and e._pools[LORA].stacks is None
+    for r, s in zip(e.classify([("plain", t) for t in TEXTS]), singles["plain"]):
+        assert_same(r, s)

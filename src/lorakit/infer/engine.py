@@ -1,24 +1,27 @@
 """The multi-adapter batch engine: one base model, many LoRA adapters, mixed batches.
 
-Adapters with the same number of labels share one PEFT model ("pool"): a batch that mixes
-them runs in one forward pass with ``adapter_names=[...]`` (each row through its own LoRA
-weights and its own classifier head, saved as ``modules_to_save``). A pool holding a single
-adapter keeps it merged into the base weights, so serving one adapter costs what the base costs.
+Adapters with the same number of labels share one PEFT model ("pool"). A batch that mixes them
+runs in one forward pass with every adapter's factors stacked side by side (lorakit.infer.stacked),
+each row through its own LoRA weights and its own classifier head. A pool holding a single adapter
+keeps it merged into the base weights, so serving one adapter costs what the base costs.
+DoRA adapters cannot be stacked: each gets a pool (a base copy) of its own, merged.
 
 Not thread-safe: one worker thread owns the engine (see lorakit.serve.batcher).
 """
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from peft import PeftModel
+from peft import PeftConfig, PeftModel
 from transformers import AutoTokenizer
 
 from lorakit.data.batching import collate
 from lorakit.errors import LorakitError
 from lorakit.infer.adapters import AdapterInfo, same_base
 from lorakit.infer.predictor import to_results
+from lorakit.infer.stacked import Stacks, unstackable
 from lorakit.store import model_dir
 from lorakit.training.model import load_base, quiet_transformers
 
@@ -57,8 +60,9 @@ def padding_bounded_chunks(order: list[int], lengths: list[int], max_padding: fl
 @dataclass
 class Pool:
     model: PeftModel
-    names: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # PEFT's adapter names (see Engine.add)
     merged: bool = False
+    stacks: Stacks | None = None
 
 
 class Engine:
@@ -74,7 +78,10 @@ class Engine:
         self.max_padding = max_padding  # padded tokens per real token, at most (beyond the first row)
         self.merge_single = merge_single and mixed
         self.adapters: dict[str, AdapterInfo] = {}
-        self._pools: dict[int, Pool] = {}  # by number of labels
+        self._pools: dict[tuple, Pool] = {}  # see _pool_key
+        self._pool_of: dict[str, tuple] = {}
+        self._peft_name: dict[str, str] = {}
+        self._loads = itertools.count()
 
     # ---- adapters -------------------------------------------------------------------------
 
@@ -91,51 +98,68 @@ class Engine:
         if not same_base(info, self.base, self.base_path):
             raise AdapterError(f"adapter {name!r} was trained on base {info.base!r}, this engine serves {self.base!r}",
                                "load it into a server started with that base")
-        k = len(info.labels)
-        pool = self._pools.get(k)
+        key = _pool_key(name, info, self.mixed)
+        pool = self._pools.get(key)
+        # PEFT finds AdaLoRA rank-pattern entries by substring of the adapter name, so a user's name
+        # such as "a" would match "attention"; inside PEFT every adapter has a name no module has.
+        pname = f"lorakit-{next(self._loads)}"
         try:
             if pool is None:
                 base, _ = load_base(self.base_path, info.labels)
-                pool = Pool(PeftModel.from_pretrained(base, info.path, adapter_name=name).eval())
+                pool = Pool(PeftModel.from_pretrained(base, info.path, adapter_name=pname).eval())
             else:
                 self._unmerge(pool)
-                pool.model.load_adapter(info.path, adapter_name=name)
+                pool.model.load_adapter(info.path, adapter_name=pname)
                 pool.model.eval()
+            if self.mixed and key[-1] is None and (why := unstackable(pool.model, pname)):
+                raise ValueError(f"it cannot share mixed batches: {why}")
         except Exception as e:  # PEFT/safetensors raise many types for a bad or mismatched adapter
-            if pool is not None and k in self._pools and name in pool.model.peft_config:
-                pool.model.delete_adapter(name)
-            if k in self._pools:
-                self._remerge(self._pools[k])
+            if key in self._pools:
+                if pname in pool.model.peft_config:
+                    pool.model.delete_adapter(pname)
+                self._settle(pool)
             reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else e.__class__.__name__
             raise AdapterError(f"cannot load adapter {name!r}: {reason}", "check that it was trained on this base") from None
-        pool.names.append(name)
-        self._pools[k] = pool
+        pool.names.append(pname)
+        self._pools[key] = pool
+        self._pool_of[name] = key
+        self._peft_name[name] = pname
         self.adapters[name] = info
-        self._remerge(pool)
+        self._settle(pool)
 
     def remove(self, name: str) -> None:
         if name not in self.adapters:
             raise self.unknown(name)
-        k = len(self.adapters.pop(name).labels)
-        pool = self._pools[k]
-        pool.names.remove(name)
+        del self.adapters[name]
+        key, pname = self._pool_of.pop(name), self._peft_name.pop(name)
+        pool = self._pools[key]
+        pool.names.remove(pname)
         if not pool.names:
-            del self._pools[k]  # the pool's model (and its memory) goes with its last adapter
+            del self._pools[key]  # the pool's model (and its memory) goes with its last adapter
             return
         self._unmerge(pool)
-        pool.model.delete_adapter(name)
-        self._remerge(pool)
+        pool.model.delete_adapter(pname)
+        self._settle(pool)
 
     def _unmerge(self, pool: Pool) -> None:
         if pool.merged:
             pool.model.unmerge_adapter()
             pool.merged = False
 
-    def _remerge(self, pool: Pool) -> None:
-        if self.merge_single and len(pool.names) == 1 and not pool.merged:
-            pool.model.set_adapter(pool.names[0], inference_mode=True)
-            pool.model.merge_adapter()
-            pool.merged = True
+    def _settle(self, pool: Pool) -> None:
+        """Merge a lone adapter into the base weights; stack several (in mixed mode)."""
+        if self.merge_single and len(pool.names) == 1:
+            if pool.stacks:
+                pool.stacks.close()
+                pool.stacks = None
+            if not pool.merged:
+                pool.model.set_adapter(pool.names[0], inference_mode=True)
+                pool.model.merge_adapter()
+                pool.merged = True
+        elif self.mixed and pool.names:
+            self._unmerge(pool)
+            pool.stacks = pool.stacks or Stacks(pool.model)
+            pool.stacks.build(pool.names)
 
     # ---- inference ------------------------------------------------------------------------
 
@@ -146,17 +170,18 @@ class Engine:
             if name not in self.adapters:
                 raise self.unknown(name)
         out: list[dict | None] = [None] * len(items)
-        by_pool: dict[int, list[int]] = {}
+        by_pool: dict[tuple, list[int]] = {}
         for i, (name, _) in enumerate(items):
-            by_pool.setdefault(len(self.adapters[name].labels), []).append(i)
-        for k, rows in by_pool.items():
-            pool = self._pools[k]
+            by_pool.setdefault(self._pool_of[name], []).append(i)
+        for key, rows in by_pool.items():
+            pool = self._pools[key]
             seqs = self._tokenize([items[i] for i in rows])
             # Gathered requests have random lengths: padding them all to the longest costs more
             # than a few extra forward calls, so run length-sorted chunks with little padding.
             order = sorted(range(len(rows)), key=lambda j: len(seqs[j]))
             for part in padding_bounded_chunks(order, [len(s) for s in seqs], self.max_padding, self.sub_batch):
-                logits = self._forward(pool, [seqs[j] for j in part], [items[rows[j]][0] for j in part])
+                names = [self._peft_name[items[rows[j]][0]] for j in part]
+                logits = self._forward(pool, [seqs[j] for j in part], names)
                 for row, j in enumerate(part):
                     i = rows[j]
                     out[i] = to_results(logits[row:row + 1], self.adapters[items[i][0]].labels)[0]
@@ -176,8 +201,20 @@ class Engine:
 
     def _forward(self, pool: Pool, seqs: list[list[int]], names: list[str]) -> torch.Tensor:
         batch = collate(seqs, self.tokenizer.pad_token_id)
-        if pool.merged or len(set(names)) == 1:
-            if not pool.merged and pool.model.active_adapter != names[0]:
-                pool.model.set_adapter(names[0], inference_mode=True)
-            return pool.model(**batch).logits
-        return pool.model(**batch, adapter_names=names).logits
+        if pool.stacks:
+            with pool.stacks.rows(names):
+                return pool.model(**batch).logits
+        if not pool.merged and pool.model.active_adapter != names[0]:
+            pool.model.set_adapter(names[0], inference_mode=True)  # the naive way: one adapter per pass
+        return pool.model(**batch).logits
+
+
+def _pool_key(name: str, info: AdapterInfo, mixed: bool) -> tuple:
+    """(number of labels, PEFT type, None) for the shared pools (PEFT keeps LoRA and AdaLoRA apart);
+    DoRA (and LoRA-bias) adapters, which the stacks cannot express, get a pool named after them."""
+    try:
+        cfg = PeftConfig.from_pretrained(info.path)
+    except Exception:  # an unreadable config fails properly when the adapter loads
+        return len(info.labels), None, None
+    own = mixed and (getattr(cfg, "use_dora", False) or getattr(cfg, "lora_bias", False))
+    return len(info.labels), getattr(cfg.peft_type, "value", cfg.peft_type), name if own else None
