@@ -34,7 +34,8 @@ def evaluate(run, split: str = "test", **kwargs) -> dict:
     return _evaluate(run, split, **kwargs)
 
 
-def load(run, batch_size: int = 64):
+def load(run, batch_size: int = 64, **kwargs):
+    """A predictor; kwargs: ``quantize="int8"``, ``precision="auto"|"fp32"|"bf16"``, ``merge``."""
     from lorakit.infer.predictor import load as _load
 
-    return _load(run, batch_size)
+    return _load(run, batch_size, **kwargs)

@@ -138,7 +138,7 @@ def cmd_predict(a) -> None:
     from lorakit.infer.predictor import load
 
     texts, total = _inputs(a)
-    predictor = load(a.run, a.batch_size, quantize=a.quantize)
+    predictor = load(a.run, a.batch_size, quantize=a.quantize, precision=a.precision)
     if a.quantize:
         from lorakit.infer.quality import int8_report
 
@@ -358,12 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("predict", help="classify texts: one JSON line per input")
-    s.add_argument("run", help="run folder, e.g. runs/demo")
+    s.add_argument("run", help="run folder (e.g. runs/demo) or an installed adapter's name")
     s.add_argument("texts", nargs="*", metavar="TEXT")
     s.add_argument("--file", help="a .txt (one text per line), .csv or .jsonl file")
     s.add_argument("--text-column", default="text", help="column or field of --file holding the text")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization (CPU); reports the test accuracy change")
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 on CPUs with native bf16, close calls decided in fp32 (same labels as fp32)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_predict, trailing="texts")
 

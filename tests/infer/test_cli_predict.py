@@ -29,3 +29,15 @@ def test_predict_user_errors_are_one_line(trained_run, tmp_path, capsys):
     assert "file not found" in err and "Traceback" not in err
     assert main(["predict", str(tmp_path / "no-run"), "x"]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_predict_takes_an_installed_adapter_by_name(trained_run, capsys):
+    base = json.loads((trained_run / "adapter" / "lorakit.json").read_text())["base_path"]
+    assert main(["install", base, "--name", "tiny"]) == 0
+    assert main(["install", "--adapter", str(trained_run), "--base", "tiny", "--name", "support"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "support", "good fun", "bad sad"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == [p["label"] for p in load(trained_run).predict(["good fun", "bad sad"])]
+    assert main(["predict", "nosuch", "x"]) == 1
+    assert "adapter 'nosuch' is not installed" in capsys.readouterr().err

@@ -12,7 +12,7 @@ TEXTS = ["good", "the movie was bad and awful today", "love it", "this film is a
 
 
 def test_merged_model_equals_unmerged_within_1e5(trained_run):
-    merged, plain = load(trained_run), load(trained_run, merge=False)
+    merged, plain = load(trained_run, precision="fp32"), load(trained_run, merge=False)
     assert not any("lora_" in name for name, _ in merged.model.named_modules())  # really merged away
     assert any("lora_" in name for name, _ in plain.model.named_modules())
     a, b = merged.logits(TEXTS), plain.logits(TEXTS)

@@ -1,8 +1,11 @@
-"""Load a trained run (or an adapter folder) and classify texts.
+"""Load a trained run, an adapter folder or an installed adapter, and classify texts.
 
 The adapter is merged into the base weights once at load time: inference then costs exactly
-what the base model costs, with no LoRA side branches.
+what the base model costs, with no LoRA side branches. On CPUs with native bf16 the forward
+passes run in bf16, with close calls decided in fp32 (lorakit.infer.precision).
 """
+
+import copy
 
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -13,7 +16,8 @@ from peft import PeftModel
 
 from lorakit.data.batching import encode
 from lorakit.errors import LorakitError
-from lorakit.infer.adapters import adapter_dir, load_info
+from lorakit.infer import precision as precisions
+from lorakit.infer.adapters import adapter_dir, resolve
 from lorakit.infer.logits import batched_logits
 from lorakit.infer.quantize import MODES, quantize_int8
 from lorakit.store import model_dir
@@ -33,12 +37,15 @@ def to_results(logits: torch.Tensor, labels: list[str]) -> list[dict]:
 
 
 class Predictor:
-    def __init__(self, run: str | Path, batch_size: int = 64, *, merge: bool = True, quantize: str | None = None):
+    def __init__(self, run: str | Path, batch_size: int = 64, *, merge: bool = True, quantize: str | None = None,
+                 precision: str = "auto"):
         if quantize is not None and quantize not in MODES:
             raise LorakitError(f"unknown quantization {quantize!r}", f"use one of: {', '.join(MODES)}")
+        if precision not in precisions.PRECISIONS:
+            raise LorakitError(f"unknown precision {precision!r}", f"use one of: {', '.join(precisions.PRECISIONS)}")
         if batch_size < 1:
             raise LorakitError(f"batch size must be at least 1, got {batch_size}", "use --batch-size 64")
-        info = load_info(run)
+        info = resolve(str(run))
         self.adapter = info.path
         self.meta = info.meta
         self.labels: list[str] = info.labels
@@ -53,10 +60,22 @@ class Predictor:
         if quantize == "int8":
             model = quantize_int8(model)
         self.model = model.eval()
+        # bf16 runs a merged copy; the fp32 model stays for the probe and the close calls.
+        self.precision = "fp32" if quantize or not merge else precisions.resolve(precision)
+        self.fast = copy.deepcopy(self.model).to(torch.bfloat16) if self.precision == "bf16" else None
+        self.rows = self.rows_fp32 = 0  # rows classified, and of those computed in fp32
 
     def logits(self, texts: list[str]) -> torch.Tensor:
+        """Logits [len(texts), labels] in input order (float32)."""
         seqs = encode(self.tokenizer, list(texts), self.max_length)
-        return batched_logits(self.model, seqs, self.tokenizer.pad_token_id, self.batch_size)
+        pad = self.tokenizer.pad_token_id
+        if self.fast is None:
+            logits, exact = batched_logits(self.model, seqs, pad, self.batch_size), len(seqs)
+        else:
+            logits, exact = precisions.checked_logits(self.fast, self.model, seqs, pad, self.batch_size)
+        self.rows += len(seqs)
+        self.rows_fp32 += exact
+        return logits
 
     def predict(self, texts: list[str]) -> list[dict]:
         """One {label, probs} per text, in input order."""
@@ -75,6 +94,7 @@ class Predictor:
             yield from zip(batch, self.predict(batch))
 
 
-def load(run: str | Path, batch_size: int = 64, *, merge: bool = True, quantize: str | None = None) -> Predictor:
-    """``lorakit.load("runs/demo").predict(["some text"])``"""
-    return Predictor(run, batch_size, merge=merge, quantize=quantize)
+def load(run: str | Path, batch_size: int = 64, *, merge: bool = True, quantize: str | None = None,
+         precision: str = "auto") -> Predictor:
+    """``lorakit.load("runs/demo").predict(["some text"])``; RUN may also be an installed adapter's name."""
+    return Predictor(run, batch_size, merge=merge, quantize=quantize, precision=precision)

@@ -28,7 +28,7 @@ def int8_report(run: str | Path, batch_size: int = 64) -> dict:
     table = read_split(split)
     accuracy = {}
     for mode in ("fp32", "int8"):
-        predictor = load(run, batch_size, quantize=None if mode == "fp32" else mode)
+        predictor = load(run, batch_size, quantize=None if mode == "fp32" else mode, precision="fp32")
         labels = [p["label"] for p in predictor.predict(table.texts)]
         accuracy[mode] = sum(a == b for a, b in zip(labels, table.labels)) / len(labels)
     report = {"n": len(table.texts), "fp32_accuracy": accuracy["fp32"], "int8_accuracy": accuracy["int8"],
