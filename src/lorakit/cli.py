@@ -161,7 +161,8 @@ def cmd_serve(a) -> None:
 
     settings = Settings(max_texts=a.max_texts, max_chars=a.max_chars, max_body_bytes=a.max_body_bytes,
                         max_queue=a.max_queue, max_batch=a.max_batch, max_wait_ms=a.max_wait_ms,
-                        request_timeout_s=a.timeout, api_key=a.api_key, mixed=not a.no_mixed_batches)
+                        request_timeout_s=a.timeout, api_key=a.api_key, mixed=not a.no_mixed_batches,
+                        precision=a.precision)
     serve(a.base, a.adapter, a.host, a.port, settings, a.threads, log=lambda m: err.print(m, highlight=False))
 
 
@@ -426,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, help="torch threads (default: all cores but one, left to HTTP)")
     s.add_argument("--no-mixed-batches", action="store_true",
                    help="one request per forward pass, switching the active adapter (for comparison)")
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 on CPUs with native bf16, close calls decided in fp32 (same labels as fp32)")
     s.set_defaults(func=cmd_serve)
     return p
 

@@ -9,7 +9,7 @@ from infer_fixtures import trained_run  # noqa: F401  (fixture)
 from lorakit.data.batching import encode
 from lorakit.errors import LorakitError
 from lorakit.infer.logits import batched_logits
-from lorakit.infer.precision import checked_logits, native_bf16, resolve
+from lorakit.infer.precision import CloseCalls, native_bf16, resolve
 from lorakit.infer.predictor import load
 
 TEXTS = [t for t, _ in synthetic_rows(400, seed=7)]
@@ -39,9 +39,11 @@ def test_close_calls_are_decided_by_the_exact_model(trained_run):
     fast = Nudged(p.model, size)
     alone = batched_logits(fast, seqs, p.tokenizer.pad_token_id, 32)
     assert (alone.argmax(-1) != exact.argmax(-1)).sum() > 10
-    logits, recomputed = checked_logits(fast, p.model, seqs, p.tokenizer.pad_token_id, 32)
+    calls = CloseCalls(warmup=64, every=16)
+    logits, recomputed = calls.resolve(alone, lambda rows: exact[rows])
     assert torch.equal(logits.argmax(-1), exact.argmax(-1))
-    assert 64 < recomputed < len(TEXTS)  # the probe plus the close calls, not everything
+    assert 64 < recomputed < len(TEXTS)  # the probes plus the close calls, not the clear rows
+    assert calls.eps == pytest.approx(size, rel=1e-4)
 
 
 def test_bf16_predictor_gives_fp32_labels(trained_run):
@@ -51,9 +53,7 @@ def test_bf16_predictor_gives_fp32_labels(trained_run):
     assert [r["label"] for r in a] == [r["label"] for r in b]
     for x, y in zip(a, b):
         assert x["probs"] == pytest.approx(y["probs"], abs=2e-2)
-    assert fast.rows == len(TEXTS) and fast.rows_fp32 >= 64
-    few = fast.predict(TEXTS[:5])  # a call too small to probe runs in fp32 alone
-    assert few == exact.predict(TEXTS[:5])
+    assert fast.rows == len(TEXTS) and fast.rows_fp32 >= 256  # the first 256 rows calibrate
 
 
 def test_precision_choices(trained_run):

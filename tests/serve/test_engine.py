@@ -147,3 +147,29 @@ def test_every_method_in_one_mixed_batch_matches_its_own_predictor(tiny_adapters
     assert e._pools[LORA].merged and e._pools[LORA].stacks is None
     for r, s in zip(e.classify([("plain", t) for t in TEXTS]), singles["plain"]):
         assert_same(r, s)
+
+
+def test_bf16_twin_runs_mixed_batches_and_fp32_decides_close_calls(tiny_adapters):
+    from lorakit.infer.precision import CloseCalls
+
+    class Counting(CloseCalls):
+        rows_fp32 = 0
+
+        def resolve(self, logits, exact):
+            out, n = super().resolve(logits, exact)
+            Counting.rows_fp32 += n
+            return out, n
+
+    e = engine_with(tiny_adapters, "plain", "flipped", "binary", precision="bf16")
+    exact = engine_with(tiny_adapters, "plain", "flipped", "binary", precision="fp32")
+    for pool in e._pools.values():
+        assert next(pool.fast.parameters()).dtype == torch.bfloat16
+        assert (pool.fast_stacks is not None) == (len(pool.names) > 1)  # merged when alone
+        pool.close_calls = Counting(warmup=0, every=1000)  # as after calibration: bf16 decides the clear rows
+        pool.close_calls.eps = 0.01
+    items = [(name, t) for t in TEXTS * 4 for name in ("plain", "flipped", "binary")]
+    got, want = e.classify(items), exact.classify(items)
+    assert [r["label"] for r in got] == [r["label"] for r in want]
+    for r, w in zip(got, want):
+        assert r["probs"] == pytest.approx(w["probs"], abs=2e-2)
+    assert Counting.rows_fp32 < len(items)  # bf16 answered rows on its own

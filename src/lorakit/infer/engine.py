@@ -5,10 +5,13 @@ runs in one forward pass with every adapter's factors stacked side by side (lora
 each row through its own LoRA weights and its own classifier head. A pool holding a single adapter
 keeps it merged into the base weights, so serving one adapter costs what the base costs.
 DoRA adapters cannot be stacked: each gets a pool (a base copy) of its own, merged.
+On CPUs with native bf16 each pool also keeps a bf16 twin that runs the batches, with close
+calls decided by the fp32 model (lorakit.infer.precision): the labels are fp32's.
 
 Not thread-safe: one worker thread owns the engine (see lorakit.serve.batcher).
 """
 
+import copy
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,7 @@ from transformers import AutoTokenizer
 from lorakit.data.batching import collate
 from lorakit.errors import LorakitError
 from lorakit.infer.adapters import AdapterInfo, same_base
+from lorakit.infer import precision as precisions
 from lorakit.infer.predictor import to_results
 from lorakit.infer.stacked import Stacks, unstackable
 from lorakit.store import model_dir
@@ -63,13 +67,19 @@ class Pool:
     names: list[str] = field(default_factory=list)  # PEFT's adapter names (see Engine.add)
     merged: bool = False
     stacks: Stacks | None = None
+    fast: PeftModel | None = None        # the bf16 twin, rebuilt whenever the adapters change
+    fast_stacks: Stacks | None = None
+    close_calls: precisions.CloseCalls = field(default_factory=precisions.CloseCalls)
 
 
 class Engine:
     def __init__(self, base: str, *, mixed: bool = True, merge_single: bool = True, sub_batch: int = 64,
-                 max_padding: float = 0.25):
+                 max_padding: float = 0.25, precision: str = "auto"):
         """``mixed=False`` is the naive way, kept for comparison: switch the active adapter per call."""
         quiet_transformers()
+        if precision not in precisions.PRECISIONS:
+            raise LorakitError(f"unknown precision {precision!r}", f"use one of: {', '.join(precisions.PRECISIONS)}")
+        self.precision = precisions.resolve(precision)
         self.base = base
         self.base_path: Path = model_dir(base)
         self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
@@ -160,6 +170,20 @@ class Engine:
             self._unmerge(pool)
             pool.stacks = pool.stacks or Stacks(pool.model)
             pool.stacks.build(pool.names)
+        if self.precision == "bf16" and pool.names:
+            self._twin(pool)
+
+    def _twin(self, pool: Pool) -> None:
+        """A bf16 copy of the settled fp32 pool (merged weights, or stacks of its own)."""
+        if pool.stacks:
+            pool.stacks.close()  # no hooks in the copy
+        pool.fast = copy.deepcopy(pool.model).to(torch.bfloat16)
+        pool.fast_stacks = None
+        if pool.stacks:
+            pool.stacks.build(pool.names)
+            pool.fast_stacks = Stacks(pool.fast)
+            pool.fast_stacks.build(pool.names)
+        pool.close_calls = precisions.CloseCalls()
 
     # ---- inference ------------------------------------------------------------------------
 
@@ -200,13 +224,21 @@ class Engine:
         return seqs
 
     def _forward(self, pool: Pool, seqs: list[list[int]], names: list[str]) -> torch.Tensor:
+        if pool.fast is None:
+            return self._pass(pool.model, pool.stacks, seqs, names)
+        logits, _ = pool.close_calls.resolve(
+            self._pass(pool.fast, pool.fast_stacks, seqs, names),
+            lambda rows: self._pass(pool.model, pool.stacks, [seqs[i] for i in rows], [names[i] for i in rows]))
+        return logits
+
+    def _pass(self, model: PeftModel, stacks: Stacks | None, seqs: list[list[int]], names: list[str]) -> torch.Tensor:
         batch = collate(seqs, self.tokenizer.pad_token_id)
-        if pool.stacks:
-            with pool.stacks.rows(names):
-                return pool.model(**batch).logits
-        if not pool.merged and pool.model.active_adapter != names[0]:
-            pool.model.set_adapter(names[0], inference_mode=True)  # the naive way: one adapter per pass
-        return pool.model(**batch).logits
+        if stacks:
+            with stacks.rows(names):
+                return model(**batch).logits
+        if model.active_adapter != names[0]:  # the naive way: one adapter per pass (a merged pool has one)
+            model.set_adapter(names[0], inference_mode=True)
+        return model(**batch).logits
 
 
 def _pool_key(name: str, info: AdapterInfo, mixed: bool) -> tuple:

@@ -1,18 +1,18 @@
 """bf16 inference that answers like fp32: fast where the CPU multiplies bf16 natively (AMX, AVX-512 BF16).
 
 A bf16 forward pass moves the logits by a fraction of a percent: enough to flip a near tie. So
-the bf16 model never decides a close call alone. A probe of rows spread over each call also goes
-through the fp32 model, which measures the bf16 error ε on this very data, and every row whose
-two largest logits are closer than 4ε (a flip needs them closer than 2ε) is computed again in
-fp32. The labels are then fp32's; the probabilities of the other rows differ by about 1e-3.
+the bf16 model never decides a close call alone. The first rows it sees, and every 64th row after
+them, also go through the fp32 model, which measures the bf16 error ε on the data at hand; every
+row whose two largest logits are closer than 4ε (a flip needs them closer than 2ε) is computed
+again in fp32. The labels are then fp32's; the probabilities of the other rows differ by a few
+thousandths.
 """
+
+from collections.abc import Callable
 
 import torch
 
-from lorakit.infer.logits import batched_logits
-
 PRECISIONS = ("auto", "fp32", "bf16")
-PROBE = 64  # rows per call measured in both precisions
 
 
 def native_bf16() -> bool:
@@ -30,21 +30,30 @@ def resolve(precision: str) -> str:
     return precision
 
 
-@torch.inference_mode()
-def checked_logits(fast, exact, seqs: list[list[int]], pad_id: int, batch_size: int) -> tuple[torch.Tensor, int]:
-    """Logits (float32, input order) with fp32's argmax, and how many rows fp32 computed."""
-    if len(seqs) <= 2 * PROBE:
-        return batched_logits(exact, seqs, pad_id, batch_size), len(seqs)
-    logits = batched_logits(fast, seqs, pad_id, batch_size).float()
-    if logits.shape[-1] < 2:
-        return batched_logits(exact, seqs, pad_id, batch_size), len(seqs)
-    probe = torch.linspace(0, len(seqs) - 1, PROBE).long().unique()
-    sure = batched_logits(exact, [seqs[i] for i in probe], pad_id, batch_size)
-    eps = (logits[probe] - sure).abs().max()
-    logits[probe] = sure
-    top2 = logits.topk(2, dim=-1).values
-    close = (top2[:, 0] - top2[:, 1] < 4 * eps).nonzero().flatten()
-    close = close[~torch.isin(close, probe)]
-    if close.numel():
-        logits[close] = batched_logits(exact, [seqs[i] for i in close], pad_id, batch_size)
-    return logits, len(probe) + close.numel()
+class CloseCalls:
+    """Which rows of a bf16 pass fp32 computes again; keeps the largest bf16 error seen so far."""
+
+    def __init__(self, warmup: int = 256, every: int = 64):
+        self.eps = 0.0
+        self.warmup, self.every = warmup, every
+        self.seen = 0
+
+    def resolve(self, logits: torch.Tensor, exact: Callable[[list[int]], torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """``logits`` of a bf16 pass, with the probed and the close rows replaced by ``exact(rows)``
+        (fp32 logits of those rows); returns them (float32) and how many rows fp32 computed."""
+        logits = logits.float().clone()  # ours to write into, in or out of inference mode
+        n = len(logits)
+        if logits.shape[-1] < 2:
+            return exact(list(range(n))), n
+        probe = [i for i in range(n) if self.seen + i < self.warmup or (self.seen + i) % self.every == 0]
+        self.seen += n
+        if probe:
+            sure = exact(probe)
+            self.eps = max(self.eps, float((logits[probe] - sure).abs().max()))
+            logits[probe] = sure
+        top2 = logits.topk(2, dim=-1).values
+        probed = set(probe)
+        close = [i for i in (top2[:, 0] - top2[:, 1] < 4 * self.eps).nonzero().flatten().tolist() if i not in probed]
+        if close:
+            logits[close] = exact(close)
+        return logits, len(probe) + len(close)

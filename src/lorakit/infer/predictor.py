@@ -63,6 +63,7 @@ class Predictor:
         # bf16 runs a merged copy; the fp32 model stays for the probe and the close calls.
         self.precision = "fp32" if quantize or not merge else precisions.resolve(precision)
         self.fast = copy.deepcopy(self.model).to(torch.bfloat16) if self.precision == "bf16" else None
+        self.close_calls = precisions.CloseCalls()
         self.rows = self.rows_fp32 = 0  # rows classified, and of those computed in fp32
 
     def logits(self, texts: list[str]) -> torch.Tensor:
@@ -72,7 +73,9 @@ class Predictor:
         if self.fast is None:
             logits, exact = batched_logits(self.model, seqs, pad, self.batch_size), len(seqs)
         else:
-            logits, exact = precisions.checked_logits(self.fast, self.model, seqs, pad, self.batch_size)
+            logits, exact = self.close_calls.resolve(
+                batched_logits(self.fast, seqs, pad, self.batch_size),
+                lambda rows: batched_logits(self.model, [seqs[i] for i in rows], pad, self.batch_size))
         self.rows += len(seqs)
         self.rows_fp32 += exact
         return logits

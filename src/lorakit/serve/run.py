@@ -20,7 +20,7 @@ def parse_adapter(spec: str) -> tuple[str, str]:
     return name, (source.strip() if sep else name)
 
 
-def build_engine(base: str | None, specs: list[str], mixed: bool = True) -> Engine:
+def build_engine(base: str | None, specs: list[str], mixed: bool = True, precision: str = "auto") -> Engine:
     """The engine with its start-up adapters; the base defaults to the first adapter's base."""
     pairs = [parse_adapter(s) for s in specs]
     infos = [(name, adapter_files.resolve(source)) for name, source in pairs]
@@ -28,7 +28,7 @@ def build_engine(base: str | None, specs: list[str], mixed: bool = True) -> Engi
         if not infos:
             raise LorakitError("nothing to serve", "give --base NAME and/or --adapter NAME=RUN_DIR")
         base = infos[0][1].base
-    engine = Engine(base, mixed=mixed)
+    engine = Engine(base, mixed=mixed, precision=precision)
     for name, info in infos:
         engine.add(name, info)
     return engine
@@ -49,7 +49,7 @@ def serve(base: str | None, adapters: list[str], host: str = "127.0.0.1", port: 
     # made every small op wait for a thread wake-up (measured 4x slower forward passes).
     torch.set_num_threads(threads or default_threads())
     settings = with_env_key(settings)
-    engine = build_engine(base, adapters, mixed=settings.mixed)
+    engine = build_engine(base, adapters, mixed=settings.mixed, precision=settings.precision)
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         log(f"warning: listening on {host} without --api-key: anyone who can reach it can use it")
     log(f"serving {len(engine.adapters)} adapter(s) over {engine.base} ({', '.join(engine.names()) or 'none yet'}) "

@@ -28,6 +28,8 @@ class Settings:
     """Bearer token required on every route but /healthz and the docs; None: no auth."""
     mixed: bool = True
     """Mixed-adapter batches; False switches the active adapter per request (the naive way, for comparison)."""
+    precision: str = "auto"
+    """auto: bf16 forward passes on CPUs with native bf16, close calls decided in fp32; or fp32, bf16."""
 
 
 def with_env_key(settings: Settings) -> Settings:
