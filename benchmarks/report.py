@@ -76,14 +76,18 @@ def render() -> str:
                 f"{100 * i['ratio_reinstall_vs_install']:.1f}% of a first install |", ""]
     p = _load("predict_throughput")
     if p:
-        r, o, q = p["reference"], p["lorakit"], p["int8"]
+        r, o, f, q = p["reference"], p["lorakit"], p["lorakit_fp32"], p["int8"]
         out += [f"**Batch prediction** — `{p['command']}` ({p['texts']} test tweets, batch {p['batch_size']}, "
                 f"{p['threads']} threads)", "",
-                "| | texts/s | accuracy |", "|---|---|---|",
-                f"| reference: {r['what']} | {r['texts_per_s']:.1f} | {r['accuracy']:.4f} |",
-                f"| lorakit predict (merged adapter, length-sorted) | {o['texts_per_s']:.1f} | {o['accuracy']:.4f} |",
-                f"| lorakit predict --quantize int8 | {q['texts_per_s']:.1f} | {q['accuracy']:.4f} |",
-                f"| **ratio** (fp32) | **{_x(p['ratio'])}** | same predictions: {100 * p['same_predictions']:.1f}% |", ""]
+                "| | texts/s | × reference | accuracy | same predictions as the reference |", "|---|---|---|---|---|",
+                f"| reference: {r['what']} | {r['texts_per_s']:.1f} | | {r['accuracy']:.4f} | |",
+                f"| **lorakit predict** (merged, length-sorted, precision auto = {o['precision']}; "
+                f"{100 * o['rows_computed_in_fp32']:.1f}% of texts decided in fp32) | {o['texts_per_s']:.1f} | "
+                f"**{_x(p['ratio'])}** | {o['accuracy']:.4f} | {100 * p['same_predictions']:.1f}% |",
+                f"| lorakit predict --precision fp32 | {f['texts_per_s']:.1f} | {_x(f['ratio_vs_reference'])} | "
+                f"{f['accuracy']:.4f} | {100 * f['same_predictions']:.1f}% |",
+                f"| lorakit predict --quantize int8 | {q['texts_per_s']:.1f} | {_x(q['ratio_vs_reference'])} | "
+                f"{q['accuracy']:.4f} | {100 * q['same_predictions_as_fp32']:.1f}% (vs fp32) |", ""]
     v = _load("serve_throughput")
     if v:
         names = {"a_one_merged": "(a) one merged adapter", "b_mixed": "(b) 8 adapters, mixed batches",
