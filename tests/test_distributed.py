@@ -121,3 +121,23 @@ def test_resume_replays_each_processs_own_dropout_masks(tmp_path, tiny_csv, tiny
     final = [torch.load(r / "checkpoint" / "state.pt", weights_only=True)["model"] for r in (whole, run)]
     for k in final[0]:
         torch.testing.assert_close(final[0][k], final[1][k], atol=1e-6, rtol=0)
+
+
+ADALORA = {"lora.method": "adalora", "lora.r": 2, "lora.adalora_init_r": 6, "lora.adalora_tinit": 0.1,
+           "lora.adalora_tfinal": 0.2, "lora.adalora_delta_t": 2}
+
+
+def test_adalora_two_processes_match_one(tmp_path, tiny_csv, tiny_model_no_dropout):
+    """AdaLoRA reallocates ranks from the gradients: after DDP's all-reduce they are the same on every
+    process, so two processes prune the same ranks as one does."""
+    train(overrides=tiny_overrides(tmp_path / "runs", tiny_csv, tiny_model_no_dropout, name="one",
+                                   **{**EXTRA, **ADALORA}), show_progress=False)
+    r = subprocess.run(_cli(tmp_path, tiny_csv, tiny_model_no_dropout, "two", "--nproc", "2", **ADALORA),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    one, two = tmp_path / "runs" / "one", tmp_path / "runs" / "two"
+    patterns = [json.loads((d / "adapter" / "adapter_config.json").read_text())["rank_pattern"] for d in (one, two)]
+    ranks = [sum(mask) for mask in patterns[1].values()]
+    assert sum(ranks) < 6 * len(ranks) and len(set(ranks)) > 1  # pruned from 6, unevenly: ranks moved
+    assert patterns[0] == patterns[1]
+    _close(one, two)
