@@ -69,6 +69,21 @@ def test_two_processes_match_one(tmp_path, tiny_csv, tiny_model_no_dropout, one_
     assert [h["step"] for h in m1["history"]] == [h["step"] for h in m2["history"]]
 
 
+def test_accelerate_launch_runs_two_processes_that_match_one(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
+    """`accelerate launch` with no config file (HF_HOME is a fresh folder): its torchrun launcher
+    (--multi_gpu, the one that starts N processes; on CPUs they use gloo) runs the same training."""
+    cmd = _cli(tmp_path, tiny_csv, tiny_model_no_dropout, "acc")
+    cmd[1:3] = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lorakit"]
+    assert not (tmp_path / "hf" / "accelerate").exists()  # no user config to read
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("best epoch") == 1
+    run = tmp_path / "runs" / "acc"
+    assert json.loads((run / "metrics.json").read_text())["processes"] == 2
+    _close(one_process, run)
+
+
 def test_a_dead_process_stops_the_run_and_resume_finishes_it(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
     proc = subprocess.Popen(_cli(tmp_path, tiny_csv, tiny_model_no_dropout, "two", "--nproc", "2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
