@@ -105,7 +105,10 @@ def test_sharding_on_cpu_processes_is_refused_not_silently_ddp():
         strategy.check_active(cpu_run, "fsdp")
     assert "runs on GPUs only" in e.value.message and e.value.hint == "use train.distributed.strategy=ddp on CPUs"
     strategy.check_active(cpu_run, "ddp")
-    strategy.check_active(SimpleNamespace(distributed_type=DistributedType.FSDP, num_processes=2), "fsdp")
+    fsdp_run = SimpleNamespace(distributed_type=DistributedType.FSDP, num_processes=2)
+    strategy.check_active(fsdp_run, "fsdp")
+    with pytest.raises(ConfigError, match="strategy=ddp, but accelerate set up FSDP"):  # accelerate launch --use_fsdp
+        strategy.check_active(fsdp_run, "ddp")
 
 
 @pytest.mark.parametrize("world", [2, 3])

@@ -70,18 +70,19 @@ def plugins(cfg, world: int) -> dict:
 
 
 def check_active(accelerator, strategy: str) -> None:
-    """Accelerate shards only on accelerators (CUDA GPUs); refuse to train silently as DDP instead."""
-    wanted = {"fsdp": DistributedType.FSDP, "deepspeed": DistributedType.DEEPSPEED}.get(strategy)
+    """The recipe decides the strategy. accelerate shards only on GPUs (on CPU processes it would quietly
+    run DDP), and its launch flags or config file can turn sharding on by themselves: refuse both."""
+    expected = {"fsdp": DistributedType.FSDP, "deepspeed": DistributedType.DEEPSPEED}.get(strategy)
     got = accelerator.distributed_type
-    if wanted is None or accelerator.num_processes == 1 or got == wanted:
+    if accelerator.num_processes == 1 or got == expected or (expected is None and got not in SHARDED):
         return
-    if not torch.cuda.is_available():
+    if expected is not None and not torch.cuda.is_available():
         raise ConfigError(f"train.distributed.strategy={strategy} runs on GPUs only (accelerate shards models across "
                           "CUDA devices); these processes have none",
                           "use train.distributed.strategy=ddp on CPUs")
     raise ConfigError(f"train.distributed.strategy={strategy}, but accelerate set up {got.value} "
                       "(from accelerate launch flags or its config file)",
-                      "make the recipe and the launcher agree, or launch with lorakit train --nproc N")
+                      "set train.distributed.strategy to match, or launch without those flags")
 
 
 def wrap_layers_only(accelerator, model) -> None:
