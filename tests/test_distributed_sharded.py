@@ -61,7 +61,7 @@ def test_fsdp_options_map_to_accelerates_plugin():
 def test_deepspeed_options_map_to_accelerates_plugin():
     pytest.importorskip("deepspeed")
     cfg = load_config(None, {"train.distributed.strategy": "deepspeed", "train.distributed.zero_stage": 3,
-                             "train.distributed.cpu_offload": True, "train.batch_size": 30, "train.max_grad_norm": 0.5})
+                             "train.distributed.cpu_offload": True, "train.batch_size": 32, "train.max_grad_norm": 0.5})
     ds = strategy.plugins(cfg, world=4)["deepspeed_plugin"].deepspeed_config
     zero = ds["zero_optimization"]
     assert zero["stage"] == 3 and zero["offload_optimizer"]["device"] == zero["offload_param"]["device"] == "cpu"
