@@ -66,6 +66,21 @@ class LoraArgs(_Section):
     """AdaLoRA: steps between two rank reallocations."""
 
 
+class DistributedArgs(_Section):
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
+    """How processes share the model: ddp (each holds all of it), fsdp or deepspeed (sharded; GPUs only)."""
+    fsdp_version: Literal[1, 2] = 2
+    """FSDP: 2 = per-parameter sharding (torch fully_shard); 1 = the older flat-parameter FSDP."""
+    reshard_after_forward: bool = True
+    """FSDP: free gathered weights after each forward (least memory); false keeps them for the backward (faster)."""
+    auto_wrap: Literal["transformer", "none"] = "transformer"
+    """FSDP: shard each transformer layer as its own unit, or the whole model as one."""
+    zero_stage: Literal[1, 2, 3] = 2
+    """DeepSpeed ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also weights."""
+    cpu_offload: bool = False
+    """FSDP and DeepSpeed: keep sharded optimizer state (and weights, FSDP / ZeRO-3) in CPU memory."""
+
+
 class TrainArgs(_Section):
     epochs: int = Field(3, gt=0)
     """Passes over the training split."""
@@ -99,6 +114,7 @@ class TrainArgs(_Section):
     """CPU threads for torch (default: all cores)."""
     seed: int = 0
     """Seed of initialisation, dropout and batch order."""
+    distributed: DistributedArgs = DistributedArgs()
 
 
 class RunConfig(_Section):

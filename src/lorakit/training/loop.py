@@ -5,7 +5,8 @@ recipe -> splits -> base + adapter -> epochs of length-bucketed batches -> valid
 
 Runs as one process, or as several under ``torchrun`` / ``accelerate launch`` (data parallel):
 every process builds the same model and the same global batches, trains on its own share of each
-batch, and gradients are averaged by accelerate's DDP. Process 0 alone writes to the run folder.
+batch, and gradients are averaged by accelerate (DDP, or FSDP / DeepSpeed ZeRO, which also shard the
+model: see strategy.py). Process 0 alone writes to the run folder.
 """
 
 import hashlib
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import InitProcessGroupKwargs
+from accelerate.utils import DistributedType, InitProcessGroupKwargs
 from torch.utils.tensorboard import SummaryWriter
 from transformers import get_scheduler
 
@@ -32,9 +33,9 @@ from lorakit.evaluation.metrics import classification_metrics
 from lorakit.evaluation.plots import learning_curve_png
 from lorakit.infer.logits import batched_logits
 from lorakit.store import model_dir
-from lorakit.training import checkpoint, progress, run_dir as runs
+from lorakit.training import checkpoint, progress, run_dir as runs, strategy
 from lorakit.training.dropout import use_fast_dropout
-from lorakit.training.distributed import gather_objects, shard
+from lorakit.training.distributed import gather_objects, passes
 from lorakit.training.model import add_adapter, load_base
 
 LOG_EVERY = 10  # steps per point of the loss curve (TensorBoard and the plot): their mean loss
@@ -89,8 +90,13 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
         cfg = config or load_config(recipe, overrides)
         run = cfg.run_dir
     tc = cfg.train
-    accelerator = make_accelerator(tc.precision)
+    accelerator = make_accelerator(tc.precision, strategy.plugins(cfg, strategy.world_size()))
+    strategy.check_active(accelerator, tc.distributed.strategy)
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+    sharded = strategy.is_sharded(accelerator)
+    deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+    if state is not None:
+        strategy.check_resumable(accelerator, run)
     base_dir = model_dir(cfg.base)  # fail early, before any data work, if the base is missing
     splits = datasets.prepare(cfg.data)
     fingerprint = _fingerprint(splits.train.texts, splits.train.labels)
@@ -105,6 +111,8 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
 
     # Global batch = batch_size examples per optimizer step, whatever the number of processes.
     micro = tc.micro_batch_size or math.ceil(tc.batch_size / world)
+    # DeepSpeed steps inside the backward of a fixed number of passes: one per process and step.
+    max_tokens = None if deepspeed else tc.max_tokens_per_pass
     if micro * world > tc.batch_size:
         raise ConfigError(f"train.micro_batch_size={micro} x {world} processes exceeds train.batch_size={tc.batch_size}",
                           "lower train.micro_batch_size or raise train.batch_size")
@@ -137,22 +145,31 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     adalora = cfg.lora.method == "adalora"
     p = {"epoch": 1, "pos": 0, "step": 0, "seen": 0, "loss_sum": 0.0, "epoch_seconds": 0.0, "tokens_real": 0,
          "tokens_padded": 0, "history": [], "best": None, "bad_epochs": 0, "loss_curve": [], "window": []}
-    if state is not None:
-        checkpoint.restore(state, model, optimizer, scheduler)
+    if state is not None:  # whole weights into the plain model; prepare() then shards them if it shards
+        checkpoint.restore_weights(model, state["model"])
         p = state["progress"]
         if adalora:
             _restore_adalora(model, state["extra"]["adalora"])
+    strategy.wrap_layers_only(accelerator, model)
     model, optimizer = accelerator.prepare(model, optimizer)
     peft_model = accelerator.unwrap_model(model)
     device = accelerator.device
+    if state is not None:
+        strategy.load_optimizer_state(model, optimizer, state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        checkpoint.restore_rng(state["rng"], rank, world, reseed=tc.seed + world * p["step"])
 
     def save_checkpoint() -> None:
-        """At a step boundary: with the RNG state of now, a resumed run replays the next steps exactly."""
+        """At a step boundary: with the RNG state of now, a resumed run replays the next steps exactly.
+        Every process takes part (sharded tensors are gathered, RNG states collected); process 0 writes."""
+        weights = strategy.full_weights(accelerator, model)
+        optim = strategy.full_optimizer_state(accelerator, model, optimizer)
+        rng = gather_objects(checkpoint.rng_state(), world)
         if main:
             extra = {"train_fingerprint": fingerprint}
             if adalora:
                 extra["adalora"] = _adalora_state(peft_model)
-            checkpoint.save(run, peft_model, optimizer, scheduler, p, torch.get_rng_state(), extra)
+            checkpoint.save(run, weights, optim, scheduler.state_dict(), p, rng, extra)
 
     writer = SummaryWriter(str(run / "tb")) if main else None
     bar = progress.TrainProgress(total_steps, enabled=show_progress and main, completed=p["step"])
@@ -164,16 +181,10 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
             started = time.perf_counter() - p["epoch_seconds"]
             while p["pos"] < len(batches):
                 batch = batches[p["pos"]]
-                # This process's share, in micro-batches; gradients sync once, on the last one. A final
-                # batch smaller than the process count leaves some shares empty: those processes run one
-                # pass with weight 0, only to join the gradient sync.
-                share = shard(batch, rank, world)
-                mine = chunks(share, micro, lengths, tc.max_tokens_per_pass) or [batch[:1]]
+                # This process's share, in weighted micro-batches; gradients sync once, on the last one.
+                mine = passes(batch, rank, world, micro, lengths, max_tokens, same_count=sharded)
                 step_loss = torch.zeros((), device=device)
-                for i, idx in enumerate(mine):
-                    # Weighted so that the gradient, after DDP averages it over processes, is the mean over
-                    # the whole global batch, however it was split.
-                    weight = len(idx) / len(batch) * world if share else 0.0
+                for i, (idx, weight) in enumerate(mine):
                     inputs = {k: v.to(device) for k, v in collate([train_seqs[j] for j in idx], pad_id).items()}
                     with accelerator.no_sync(model) if i < len(mine) - 1 else nullcontext():
                         loss = model(**inputs, labels=train_y[idx].to(device)).loss
@@ -198,7 +209,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                 p["loss_sum"] += step_loss * len(batch)
                 p["tokens_real"] += sum(lengths[j] for j in batch)
                 p["tokens_padded"] += sum(len(idx) * max(lengths[j] for j in idx)
-                                          for idx in chunks(batch, micro, lengths, tc.max_tokens_per_pass))
+                                          for idx in chunks(batch, micro, lengths, max_tokens))
                 p["epoch_seconds"] = time.perf_counter() - started
                 rate = p["seen"] / p["epoch_seconds"]
                 p["window"].append(step_loss)
@@ -218,11 +229,16 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                 if tc.checkpoint_every and p["step"] % tc.checkpoint_every == 0 and p["pos"] < len(batches):
                     save_checkpoint()
 
-            # Validation on the held-out split; the best epoch's adapter is what the run keeps.
-            logits = batched_logits(model, val_seqs[rank::world], pad_id, tc.eval_batch_size, device,
-                                    tc.max_tokens_per_pass)
-            shares = gather_objects(logits.argmax(-1).tolist(), world)
-            y_pred = [shares[i % world][i // world] for i in range(len(val_seqs))]
+            # Validation on the held-out split; the best epoch's adapter is what the run keeps. A sharded
+            # model's forward is a collective: every process then runs every pass, on the whole split.
+            if sharded:
+                y_pred = strategy.predictions(model, val_seqs, pad_id, tc.eval_batch_size, device,
+                                              tc.max_tokens_per_pass)
+            else:
+                logits = batched_logits(model, val_seqs[rank::world], pad_id, tc.eval_batch_size, device,
+                                        tc.max_tokens_per_pass)
+                shares = gather_objects(logits.argmax(-1).tolist(), world)
+                y_pred = [shares[i % world][i // world] for i in range(len(val_seqs))]
             val = classification_metrics(val_y, y_pred, splits.label_names)
             p["history"].append({
                 "epoch": epoch, "step": p["step"], "train_loss": p["loss_sum"] / p["seen"],
@@ -237,11 +253,12 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
             if p["best"] is None or val[tc.metric] > p["best"]["val"][tc.metric]:
                 p["best"] = {"epoch": epoch, "val": {k: val[k] for k in ("accuracy", "macro_f1", "per_class")}}
                 p["bad_epochs"] = 0
+                weights = strategy.full_weights(accelerator, model)  # every process: gathering is a collective
                 if main:
                     meta = {"labels": splits.label_names, "base": cfg.base, "base_path": str(base_dir),
                             "max_length": cfg.data.max_length, "method": cfg.lora.method, "epoch": epoch,
                             "task": "sequence-classification"}
-                    runs.save_adapter(peft_model, run, meta, runs.model_card(cfg, meta, val, trainable, total))
+                    runs.save_adapter(peft_model, weights, run, meta, runs.model_card(cfg, meta, val, trainable, total))
             else:
                 p["bad_epochs"] += 1
             stopping = tc.early_stopping is not None and p["bad_epochs"] >= tc.early_stopping
@@ -276,8 +293,9 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     return metrics
 
 
-def make_accelerator(precision: str) -> Accelerator:
-    """One process, or one of several started by torchrun / accelerate launch (gloo on CPUs, NCCL on GPUs)."""
+def make_accelerator(precision: str, plugins: dict | None = None) -> Accelerator:
+    """One process, or one of several started by torchrun / accelerate launch (gloo on CPUs, NCCL on GPUs);
+    ``plugins``: accelerate's FSDP or DeepSpeed plugin (strategy.plugins)."""
     cuda = torch.cuda.is_available()
     if precision == "auto":
         precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
@@ -287,7 +305,7 @@ def make_accelerator(precision: str) -> Accelerator:
     # A rank that dies must not leave the others waiting for half an hour in a collective.
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=int(os.environ.get("LORAKIT_DIST_TIMEOUT", "120"))))
     return Accelerator(cpu=multi_process and not cuda, mixed_precision="no" if precision == "fp32" else precision,
-                       kwargs_handlers=[timeout])
+                       kwargs_handlers=[timeout], **(plugins or {}))
 
 
 def _adalora_state(peft_model) -> dict:

@@ -34,12 +34,13 @@ def swap_in(staging: Path, final: Path) -> None:
         os.replace(staging, final)
 
 
-def save_adapter(model, run_dir: Path, meta: dict, card: str) -> None:
-    """Write adapter/ next to the old one, then swap, so a crash never leaves half an adapter."""
+def save_adapter(model, weights: dict, run_dir: Path, meta: dict, card: str) -> None:
+    """Write adapter/ next to the old one, then swap, so a crash never leaves half an adapter. ``weights``
+    are the whole trainable tensors (gathered when the model is sharded: the model's own may be pieces)."""
     final = run_dir / "adapter"
     staging = run_dir / "adapter.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
+    model.save_pretrained(staging, state_dict=weights)
     (staging / "labels.json").write_text(json.dumps(meta["labels"], indent=2))
     (staging / "lorakit.json").write_text(json.dumps(meta, indent=2))
     (staging / "README.md").write_text(card)
