@@ -7,6 +7,7 @@ Starts `lorakit serve` on 127.0.0.1 three times and drives it with a bounded loa
   (a) one adapter, merged into the base, all traffic on it;
   (b) 8 adapters, traffic spread evenly, mixed-adapter batches;
   (c) 8 adapters, the naive way: one request per forward pass, switching the active adapter.
+Each scenario is measured after a 320-request warm-up (the bf16 calibration happens there).
 The 8 adapters are the benchmark's trained adapter plus 7 copies with seeded noise on their
 LoRA and head weights: same shapes and cost as separately trained ones, different outputs.
 Writes benchmarks/results/serve_throughput.json.
@@ -119,7 +120,9 @@ async def drive(url: str, texts: list[str], names: list[str], requests: int, cli
 def scenario(label, adapters, traffic_names, extra, texts, a) -> dict:
     proc, url = start_server(adapters, a.threads, extra)
     try:
-        asyncio.run(drive(url, texts, traffic_names, 2 * a.clients, a.clients, 30))  # warm-up
+        # Warm-up: 320 requests, so that the steady state is measured: each pool's first 256 texts
+        # also run in fp32 to calibrate bf16 (lorakit.infer.precision).
+        asyncio.run(drive(url, texts, traffic_names, 320, a.clients, 60))
         r = asyncio.run(drive(url, texts, traffic_names, a.requests, a.clients, a.limit_s))
         r["metrics_batches"] = batch_summary(httpx.get(url + "/metrics").text)
     finally:

@@ -74,7 +74,7 @@ class Pool:
 
 class Engine:
     def __init__(self, base: str, *, mixed: bool = True, merge_single: bool = True, sub_batch: int = 64,
-                 max_padding: float = 0.25, precision: str = "auto"):
+                 max_padding: float | None = None, precision: str = "auto"):
         """``mixed=False`` is the naive way, kept for comparison: switch the active adapter per call."""
         quiet_transformers()
         if precision not in precisions.PRECISIONS:
@@ -85,7 +85,10 @@ class Engine:
         self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
         self.mixed = mixed
         self.sub_batch = sub_batch      # rows per forward pass, at most
-        self.max_padding = max_padding  # padded tokens per real token, at most (beyond the first row)
+        # Padded tokens per real token, at most (beyond the first row). Measured on minilm, 16 random
+        # tweets per call, one thread: fp32 was fastest at 0.25 (124 vs 117 texts/s at 1.0), bf16 at
+        # 1.0 (260 vs 230 at 0.25): its passes are so quick that each extra one costs more than padding.
+        self.max_padding = max_padding if max_padding is not None else (1.0 if self.precision == "bf16" else 0.25)
         self.merge_single = merge_single and mixed
         self.adapters: dict[str, AdapterInfo] = {}
         self._pools: dict[tuple, Pool] = {}  # see _pool_key
@@ -181,7 +184,7 @@ class Engine:
         pool.fast_stacks = None
         if pool.stacks:
             pool.stacks.build(pool.names)
-            pool.fast_stacks = Stacks(pool.fast)
+            pool.fast_stacks = Stacks(pool.fast, fuse=True)
             pool.fast_stacks.build(pool.names)
         pool.close_calls = precisions.CloseCalls()
 

@@ -1,10 +1,10 @@
 """bf16 inference that answers like fp32: fast where the CPU multiplies bf16 natively (AMX, AVX-512 BF16).
 
 A bf16 forward pass moves the logits by a fraction of a percent: enough to flip a near tie. So
-the bf16 model never decides a close call alone. The first rows it sees, and every 64th row after
-them, also go through the fp32 model, which measures the bf16 error ε on the data at hand; every
-row whose two largest logits are closer than 4ε (a flip needs them closer than 2ε) is computed
-again in fp32. The labels are then fp32's; the probabilities of the other rows differ by a few
+the bf16 model never decides a close call alone. The first rows it sees, and every 256th row
+after them, also go through the fp32 model, which measures the bf16 error ε on the data at hand;
+every row whose two largest logits are closer than 4ε (a flip needs them closer than 2ε) is
+computed again in fp32. The labels are then fp32's; the probabilities of the other rows differ by a few
 thousandths.
 """
 
@@ -33,7 +33,7 @@ def resolve(precision: str) -> str:
 class CloseCalls:
     """Which rows of a bf16 pass fp32 computes again; keeps the largest bf16 error seen so far."""
 
-    def __init__(self, warmup: int = 256, every: int = 64):
+    def __init__(self, warmup: int = 256, every: int = 256):
         self.eps = 0.0
         self.warmup, self.every = warmup, every
         self.seen = 0
