@@ -173,3 +173,28 @@ def test_bf16_twin_runs_mixed_batches_and_fp32_decides_close_calls(tiny_adapters
     for r, w in zip(got, want):
         assert r["probs"] == pytest.approx(w["probs"], abs=2e-2)
     assert Counting.rows_fp32 < len(items)  # bf16 answered rows on its own
+
+
+def test_fused_stacks_compute_what_the_hooks_compute(tiny_adapters):
+    """The bf16 twin's fused layers ([x | x A ⊙ M] · [W | B]ᵀ), checked in fp32 against the hooks."""
+    import copy
+
+    from lorakit.data.batching import collate
+    from lorakit.infer.stacked import Fused, Stacks
+
+    e = engine_with(tiny_adapters, "plain", "flipped", precision="fp32", merge_single=False)
+    pool = e._pools[LORA]
+    names = [e._peft_name[n] for n in ("plain", "flipped", "plain", "flipped", "flipped", "plain")]
+    batch = collate(e._tokenize([("plain", t) for t in TEXTS]), e.tokenizer.pad_token_id)
+    with torch.inference_mode(), pool.stacks.rows(names):
+        hooked = pool.model(**batch).logits
+    pool.stacks.close()
+    twin = copy.deepcopy(pool.model)
+    fused = Stacks(twin, fuse=True)
+    fused.build(pool.names)
+    assert any(isinstance(m, Fused) for m in twin.modules())
+    with torch.inference_mode(), fused.rows(names):
+        got = twin(**batch).logits
+    torch.testing.assert_close(got, hooked, atol=1e-5, rtol=0)
+    fused.close()  # the base layers come back, reading the same weights
+    assert not any(isinstance(m, Fused) for m in twin.modules())
