@@ -47,14 +47,16 @@ def render() -> str:
     a = _load("accuracy")
     if a:
         out += ["**Accuracy on the held-out test split** (full training data, `python benchmarks/accuracy.py NAME`)", "",
-                "| dataset | lorakit accuracy | macro-F1 | trainable | TF-IDF + linear SVM | TF-IDF + logistic regression |",
-                "|---|---|---|---|---|---|"]
+                "| dataset | lorakit accuracy | macro-F1 | trainable | full fine-tuning | TF-IDF + linear SVM | "
+                "TF-IDF + logistic regression |", "|---|---|---|---|---|---|---|"]
         for name, r in a["runs"].items():
-            b = r["baselines"]
+            b, full = r["baselines"], r.get("full_finetune")
+            full_acc = f"{full['test_accuracy']:.4f}" if full else "not run"
             out.append(f"| {name} ({r['train_examples']} train / {r['test_examples']} test) | {r['test_accuracy']:.4f} | "
                        f"{r['test_macro_f1']:.4f} | {r['trainable_percent']:.2f}% | "
+                       f"{full_acc} | "
                        f"{b['tf-idf + linear SVM']['accuracy']:.4f} | {b['tf-idf + logistic regression']['accuracy']:.4f} |")
-        out.append("")
+        out += ["", "Full fine-tuning: `python benchmarks/full_finetune.py NAME` (every weight, lr 5e-5, same split).", ""]
     b = _load("baseline_tfidf")
     if b:
         out += ["**Baselines** (`python benchmarks/baseline_tfidf.py`: fitted on train+validation, scored on the test split)", "",
