@@ -180,8 +180,8 @@ class Engine:
         """A bf16 copy of the settled fp32 pool (merged weights, or stacks of its own)."""
         if pool.stacks:
             pool.stacks.close()  # no hooks in the copy
+        pool.fast = pool.fast_stacks = None  # the old copy goes first: one copy at a time in memory
         pool.fast = copy.deepcopy(pool.model).to(torch.bfloat16)
-        pool.fast_stacks = None
         if pool.stacks:
             pool.stacks.build(pool.names)
             pool.fast_stacks = Stacks(pool.fast, fuse=True)

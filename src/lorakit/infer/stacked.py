@@ -17,9 +17,10 @@ up to at most half the layer's width, the LoRA branch goes inside the base matmu
 
     y = [x | (x A_all) ⊙ M[row]] · [W | B_all]ᵀ + bias
 
-(``M[row]`` keeps the row's own rank columns). Writing a layer's output costs as much as a small
-layer's matmul on a CPU with AMX: measured on minilm in bf16, the gathered branch added ~80% to
-each layer, this one ~20%.
+(``M[row]`` keeps the row's own rank columns): the output is written once. On a CPU with AMX,
+writing and adding a second output costs about as much as a small layer's matmul: measured on
+minilm in bf16 (one thread, 16 tweets per call, 8 adapters), mixed batches ran at 0.68x the speed
+of one merged adapter with the gathered branch, at 0.79-0.90x with this one.
 
 PEFT still loads the adapters (key names, rank patterns, rsLoRA and AdaLoRA scalings); its
 adapter layers are switched off while stacked and only hold the weights the stacks are built from.
