@@ -40,4 +40,4 @@ def test_predict_takes_an_installed_adapter_by_name(trained_run, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["label"] for r in rows] == [p["label"] for p in load(trained_run).predict(["good fun", "bad sad"])]
     assert main(["predict", "nosuch", "x"]) == 1
-    assert "adapter 'nosuch' is not installed" in capsys.readouterr().err
+    assert "'nosuch' is neither a run folder nor an installed adapter" in capsys.readouterr().err

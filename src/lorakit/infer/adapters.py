@@ -56,7 +56,12 @@ def resolve(source: str) -> AdapterInfo:
     path = Path(source).expanduser()
     if "/" in source or source.startswith(".") or path.is_dir():
         return load_info(path)
-    return store_adapter(source)
+    try:
+        return store_adapter(source)
+    except NotInstalledError:
+        raise NotInstalledError(f"{source!r} is neither a run folder nor an installed adapter",
+                                f"give a run folder such as runs/demo, or install it: "
+                                f"lorakit install --adapter SOURCE --base BASE --name {source}") from None
 
 
 def same_base(info: AdapterInfo, base_name: str, base_path: Path) -> bool:
