@@ -77,8 +77,6 @@ class Engine:
                  max_padding: float | None = None, precision: str = "auto"):
         """``mixed=False`` is the naive way, kept for comparison: switch the active adapter per call."""
         quiet_transformers()
-        if precision not in precisions.PRECISIONS:
-            raise LorakitError(f"unknown precision {precision!r}", f"use one of: {', '.join(precisions.PRECISIONS)}")
         self.precision = precisions.resolve(precision)
         self.base = base
         self.base_path: Path = model_dir(base)

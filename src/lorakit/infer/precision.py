@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from lorakit.errors import LorakitError
+
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -25,6 +27,8 @@ def native_bf16() -> bool:
 
 def resolve(precision: str) -> str:
     """``auto`` is bf16 on CPUs with native bf16, fp32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise LorakitError(f"unknown precision {precision!r}", f"use one of: {', '.join(PRECISIONS)}")
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
     return precision

@@ -6,7 +6,6 @@ passes run in bf16, with close calls decided in fp32 (lorakit.infer.precision).
 """
 
 import copy
-
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -41,8 +40,7 @@ class Predictor:
                  precision: str = "auto"):
         if quantize is not None and quantize not in MODES:
             raise LorakitError(f"unknown quantization {quantize!r}", f"use one of: {', '.join(MODES)}")
-        if precision not in precisions.PRECISIONS:
-            raise LorakitError(f"unknown precision {precision!r}", f"use one of: {', '.join(precisions.PRECISIONS)}")
+        precision = precisions.resolve(precision)
         if batch_size < 1:
             raise LorakitError(f"batch size must be at least 1, got {batch_size}", "use --batch-size 64")
         info = resolve(str(run))
@@ -61,7 +59,7 @@ class Predictor:
             model = quantize_int8(model)
         self.model = model.eval()
         # bf16 runs a merged copy; the fp32 model stays for the probe and the close calls.
-        self.precision = "fp32" if quantize or not merge else precisions.resolve(precision)
+        self.precision = "fp32" if quantize or not merge else precision
         self.fast = copy.deepcopy(self.model).to(torch.bfloat16) if self.precision == "bf16" else None
         self.close_calls = precisions.CloseCalls()
         self.rows = self.rows_fp32 = 0  # rows classified, and of those computed in fp32
