@@ -84,14 +84,18 @@ def test_accelerate_launch_runs_two_processes_that_match_one(tmp_path, tiny_csv,
     _close(one_process, run)
 
 
+def _wait_for_checkpoint(proc, run, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not (run / "checkpoint" / "state.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+
+
 def test_a_dead_process_stops_the_run_and_resume_finishes_it(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
     proc = subprocess.Popen(_cli(tmp_path, tiny_csv, tiny_model_no_dropout, "two", "--nproc", "2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = tmp_path / "runs" / "two"
-    deadline = time.time() + 300
-    while not (run / "checkpoint" / "state.pt").exists():
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.02)
+    _wait_for_checkpoint(proc, run)
     workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
                if p.environ().get("LOCAL_RANK") == "1"]
     assert workers, "no worker with LOCAL_RANK=1"
@@ -118,10 +122,7 @@ def test_resume_replays_each_processs_own_dropout_masks(tmp_path, tiny_csv, tiny
     proc = subprocess.Popen(_cli(tmp_path, tiny_csv, tiny_model_dir, "killed", "--nproc", "2", **dropout),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = tmp_path / "runs" / "killed"
-    deadline = time.time() + 300
-    while not (run / "checkpoint" / "state.pt").exists():
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.02)
+    _wait_for_checkpoint(proc, run)
     for p in psutil.Process(proc.pid).children(recursive=True):
         p.kill()
     proc.communicate(timeout=120)
