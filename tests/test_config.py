@@ -33,6 +33,9 @@ def test_python_api_overrides_keep_types():
     ("data.on_bad_rows=drop", "data.on_bad_rows: input should be 'error' or 'skip'"),
     ("name=../x", "name: value error, must be a plain folder name"),
     ("train.epochs", "override 'train.epochs' is not key=value"),
+    ("train.distributed.strategy=zero", "train.distributed.strategy: input should be 'ddp', 'fsdp' or 'deepspeed'"),
+    ("train.distributed.zero_stage=4", "train.distributed.zero_stage: input should be 1, 2 or 3"),
+    ("train.distributed.shards=2", "unknown key 'train.distributed.shards' (allowed here: strategy, fsdp_version,"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError) as e:

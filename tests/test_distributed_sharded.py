@@ -88,17 +88,6 @@ def test_combinations_that_cannot_work_are_refused(overrides, message, monkeypat
         strategy.plugins(load_config(None, overrides), world=2)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.distributed.strategy=zero", "train.distributed.strategy: input should be 'ddp', 'fsdp' or 'deepspeed'"),
-    ("train.distributed.zero_stage=4", "train.distributed.zero_stage: input should be 1, 2 or 3"),
-    ("train.distributed.shards=2", "unknown key 'train.distributed.shards' (allowed here: strategy, fsdp_version,"),
-])
-def test_bad_distributed_keys_name_the_key(override, message):
-    with pytest.raises(ConfigError) as e:
-        load_config(None, [override])
-    assert message in str(e.value)
-
-
 def test_sharding_on_cpu_processes_is_refused_not_silently_ddp():
     cpu_run = SimpleNamespace(distributed_type=DistributedType.MULTI_CPU, num_processes=2)
     with pytest.raises(ConfigError) as e:
