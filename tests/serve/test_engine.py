@@ -176,7 +176,8 @@ def test_bf16_twin_runs_mixed_batches_and_fp32_decides_close_calls(tiny_adapters
 
 
 def test_fused_stacks_compute_what_the_hooks_compute(tiny_adapters):
-    """The bf16 twin's fused layers ([x | x A ⊙ M] · [W | B]ᵀ), checked in fp32 against the hooks."""
+    """The bf16 twin's fused layers ([x | x A ⊙ M] · [W | B]ᵀ, or the branch added to a narrowing
+    layer's output), checked in fp32 against the hooks."""
     import copy
 
     from lorakit.data.batching import collate
@@ -192,7 +193,7 @@ def test_fused_stacks_compute_what_the_hooks_compute(tiny_adapters):
     twin = copy.deepcopy(pool.model)
     fused = Stacks(twin, fuse=True)
     fused.build(pool.names)
-    assert any(isinstance(m, Fused) for m in twin.modules())
+    assert {m.widen for m in twin.modules() if isinstance(m, Fused)} == {True, False}  # both kinds
     with torch.inference_mode(), fused.rows(names):
         got = twin(**batch).logits
     torch.testing.assert_close(got, hooked, atol=1e-5, rtol=0)

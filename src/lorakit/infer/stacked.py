@@ -60,21 +60,33 @@ def unstackable(model, name: str) -> str | None:
 
 
 class Fused(torch.nn.Module):
-    """A base Linear whose weight carries every adapter's B factors as extra input columns."""
+    """A base Linear whose weight carries every adapter's B factors as extra input columns.
+
+    Where the layer narrows (in > out, BERT's output.dense), widening its large input costs more
+    than a second pass over its small output: there the branch is added to the output in place.
+    """
 
     def __init__(self, base: torch.nn.Linear, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, stacks: "Stacks"):
         super().__init__()
-        self.in_features = base.in_features
-        self.weight = torch.cat([base.weight.detach(), b.t()], dim=1)  # [out, in + all ranks]
-        base.weight.data = self.weight[:, :self.in_features]  # the base layer now reads the same memory
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.widen = base.in_features <= base.out_features
+        if self.widen:
+            self.weight = torch.cat([base.weight.detach(), b.t()], dim=1)  # [out, in + all ranks]
+            base.weight.data = self.weight[:, :self.in_features]  # the base layer now reads the same memory
+        else:
+            self.weight, self.b = base.weight.detach(), b  # b: [all ranks, out]
         self.bias = None if base.bias is None else base.bias.detach()
         self.a, self.mask, self.stacks = a, mask, stacks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stacks._rows is None:
             return F.linear(x, self.weight[:, :self.in_features], self.bias)
-        keep = self.stacks.keep(self.mask, x.dim())
-        return F.linear(torch.cat([x, (x @ self.a) * keep], dim=-1), self.weight, self.bias)
+        h = (x @ self.a).mul_(self.stacks.keep(self.mask, x.dim()))
+        if self.widen:
+            return F.linear(torch.cat([x, h], dim=-1), self.weight, self.bias)
+        y = F.linear(x, self.weight, self.bias)
+        y.view(-1, self.out_features).addmm_(h.view(-1, h.shape[-1]), self.b)
+        return y
 
 
 class Stacks:
