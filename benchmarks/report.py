@@ -101,6 +101,15 @@ def render() -> str:
             r = v["results"][key]
             out.append(f"| {label} | {r['texts_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} |")
         out += ["", f"(b)/(a) = {v['ratio_b_over_a']:.2f}, (b)/(c) = {v['ratio_b_over_c']:.2f}", ""]
+    k = _load("serve_soak")
+    if k:
+        r = k["rounds"]
+        half = r[len(r) // 2 - 1]["rss_mb"]
+        out += [f"Soak — `{k['command']}`: {k['requests']} requests from {k['setup']['clients']} clients, "
+                f"1 in 6 malformed ({k['setup']['malformed_kinds']} kinds): {k['5xx_or_no_answer']} answered 5xx "
+                f"or not at all; server memory {k['rss_mb_at_start']:.0f} MB at start, {r[0]['rss_mb']:.0f} MB "
+                f"after {k['setup']['requests_per_round']} requests, {half:.0f} → {r[-1]['rss_mb']:.0f} MB over "
+                f"the second half ({100 * k['rss_growth_second_half']:+.1f}%).", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
