@@ -46,6 +46,17 @@ def test_close_calls_are_decided_by_the_exact_model(trained_run):
     assert calls.eps == pytest.approx(size, rel=1e-4)
 
 
+def test_a_shift_of_every_logit_alike_sends_nothing_to_fp32():
+    """Only the spread of a row's error across its logits can move the gap between two of them."""
+    torch.manual_seed(0)
+    exact = torch.randn(300, 3)
+    calls = CloseCalls(warmup=32, every=16)
+    logits, recomputed = calls.resolve(exact + 0.5, lambda rows: exact[rows])
+    assert calls.eps < 1e-6  # float rounding of the shift, no more
+    assert recomputed == 32 + len(range(32, 300, 16))  # the probes only
+    assert torch.equal(logits.argmax(-1), exact.argmax(-1))
+
+
 def test_bf16_predictor_gives_fp32_labels(trained_run):
     exact, fast = load(trained_run, precision="fp32"), load(trained_run, precision="bf16")
     assert fast.fast is not None and next(fast.fast.parameters()).dtype == torch.bfloat16

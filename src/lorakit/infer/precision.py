@@ -5,8 +5,8 @@ the bf16 model never decides a close call alone. The first rows it sees, and eve
 after them, also go through the fp32 model, which measures the bf16 error on the data at hand:
 ε, the largest spread of a row's error across its logits (a shift of all logits alike changes
 no label, and the gap between any two logits moves by at most ε). A label can flip only where
-the two largest logits are closer than ε; every row closer than 2ε is computed again in fp32. The labels are then fp32's; the probabilities of the other rows differ by a few
-thousandths.
+the two largest logits are closer than ε; every row closer than 2ε is computed again in fp32.
+The labels are then fp32's; the probabilities of the other rows differ by a few thousandths.
 """
 
 from collections.abc import Callable
