@@ -32,12 +32,12 @@ def machine() -> dict:
     }
 
 
-def matmul_gflops(threads: int, n: int = 1024, repeat: int = 20) -> float:
-    """fp32 n×n matmul throughput: the machine's practical peak for dense work."""
+def matmul_gflops(threads: int, n: int = 1024, repeat: int = 20, dtype: str = "float32") -> float:
+    """n×n matmul throughput: the machine's practical peak for dense work (fp32 unless told)."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n).to(getattr(torch, dtype)), torch.randn(n, n).to(getattr(torch, dtype))
     for _ in range(3):
         a @ b
     start = time.perf_counter()

@@ -31,11 +31,14 @@ def render() -> str:
                 f"batch {s['batch_size']}, {s['threads']} threads, {t['machine']['cores']} cores, {t['date']})", "",
                 "| | samples/s | val accuracy | peak RSS (MB) |", "|---|---|---|---|",
                 f"| reference: {r['what']} | {r['samples_per_s']:.1f} | {r['val_accuracy']:.4f} | {r['peak_rss_mb']:.0f} |",
-                f"| lorakit | {o['samples_per_s']:.1f} | {o['val_accuracy']:.4f} | {o['peak_rss_mb']:.0f} |",
+                f"| lorakit ({o.get('precision', 'fp32')}) | {o['samples_per_s']:.1f} | {o['val_accuracy']:.4f} | {o['peak_rss_mb']:.0f} |",
                 f"| **ratio** | **{_x(t['speedup'])}** | {t['accuracy_delta']:+.4f} | {_x(t['peak_rss_ratio'])} |", "",
                 f"lorakit reaches {o['achieved_gflops_real_tokens']:.1f} GFLOP/s on real tokens, "
                 f"{100 * t['fraction_of_matmul_peak']:.0f}% of a 1024² fp32 matmul measured in the same run "
-                f"({t['matmul_gflops']:.1f} GFLOP/s).", ""]
+                f"({t['matmul_gflops']:.1f} GFLOP/s)"
+                + (f"; {100 * t['fraction_of_bf16_matmul_peak']:.0f}% of a bf16 one ({t['matmul_gflops_bf16']:.1f} GFLOP/s), "
+                   f"the precision lorakit trained in here." if o.get("precision") == "bf16" else ".")
+                + " The reference trains in fp32 (the Trainer's default).", ""]
     d = _load("ddp_scaling")
     if d:
         out += [f"**Data-parallel scaling** — `{d['command']}` ({d['examples']} tweets, "

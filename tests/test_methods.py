@@ -50,8 +50,38 @@ def test_gradient_accumulation_equals_the_full_batch(tmp_path, tiny_csv, tiny_mo
     weights = []
     for micro in (16, 5):  # 5 does not divide 16: uneven micro-batches must still weigh examples equally
         o = tiny_overrides(tmp_path / f"m{micro}", tiny_csv, tiny_model_no_dropout, **{
-            "train.epochs": 1, "train.batch_size": 16, "train.micro_batch_size": micro, "lora.dropout": 0.0})
+            "train.epochs": 1, "train.batch_size": 16, "train.micro_batch_size": micro, "lora.dropout": 0.0,
+            "train.precision": "fp32"})  # exact arithmetic: bf16 would round the two splits differently
         train(overrides=o, show_progress=False)
         weights.append(load_file(tmp_path / f"m{micro}/tiny/adapter/adapter_model.safetensors"))
     for k in weights[0]:
         torch.testing.assert_close(weights[0][k], weights[1][k], atol=2e-5, rtol=1e-4)
+
+
+def test_bf16_on_a_cpu_trains_fp32_weights_over_a_bf16_base(tmp_path, tiny_csv, tiny_model_dir):
+    """train.precision=bf16 on a CPU: the frozen base in bf16, adapters, head and optimizer in fp32,
+    forward passes under autocast; the saved adapter is fp32 and loads like any other."""
+    import torch
+    from safetensors.torch import load_file
+
+    from lorakit.config import LoraArgs
+    from lorakit.training.model import add_adapter, frozen_base_in_bf16, load_base
+
+    model, tokenizer = load_base(tiny_model_dir, ["a", "b"])
+    model = add_adapter(model, LoraArgs(), 10)
+    frozen_base_in_bf16(model)
+    dtypes = {(p.requires_grad, p.dtype) for p in model.parameters()}
+    assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}
+    batch = tokenizer(["one text", "another, longer text"], return_tensors="pt", padding=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(**batch, labels=torch.tensor([0, 1])).loss
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and g.dtype == torch.float32 for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+    m = train(overrides=tiny_overrides(tmp_path, tiny_csv, tiny_model_dir, **{
+        "train.precision": "bf16", "train.epochs": 2, "train.lr": 0.02}), show_progress=False)
+    weights = load_file(tmp_path / "tiny/adapter/adapter_model.safetensors")
+    assert {w.dtype for w in weights.values()} == {torch.float32}
+    assert m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
+    assert evaluate(tmp_path / "tiny", "val")["accuracy"] > 0.5

@@ -109,7 +109,8 @@ class TrainArgs(_Section):
     eval_batch_size: int = Field(128, gt=0)
     """Examples per forward pass in evaluation."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """Mixed precision on GPUs (auto: bf16 where supported); CPUs always train in fp32, which is faster there."""
+    """Mixed precision (auto: bf16 on GPUs that support it and CPUs with AMX / AVX-512 BF16, fp32 elsewhere).
+    On a CPU, bf16 keeps the frozen base in bf16 and the trained weights in fp32; fp16 is GPU-only."""
     threads: int | None = Field(None, gt=0)
     """CPU threads for torch (default: all cores)."""
     seed: int = 0

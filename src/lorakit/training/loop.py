@@ -32,11 +32,12 @@ from lorakit.errors import ConfigError, LorakitError, TrainingDiverged, Training
 from lorakit.evaluation.metrics import classification_metrics
 from lorakit.evaluation.plots import learning_curve_png
 from lorakit.infer.logits import batched_logits
+from lorakit.infer.precision import native_bf16
 from lorakit.store import model_dir
 from lorakit.training import checkpoint, progress, run_dir as runs, strategy
 from lorakit.training.dropout import use_fast_dropout
 from lorakit.training.distributed import gather_objects, passes
-from lorakit.training.model import add_adapter, load_base
+from lorakit.training.model import add_adapter, frozen_base_in_bf16, load_base
 
 LOG_EVERY = 10  # steps per point of the loss curve (TensorBoard and the plot): their mean loss
 
@@ -90,7 +91,8 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
         cfg = config or load_config(recipe, overrides)
         run = cfg.run_dir
     tc = cfg.train
-    accelerator = make_accelerator(tc.precision, strategy.plugins(cfg, strategy.world_size()))
+    precision = train_precision(tc.precision)
+    accelerator = make_accelerator(precision, strategy.plugins(cfg, strategy.world_size()))
     strategy.check_active(accelerator, tc.distributed.strategy)
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     sharded = strategy.is_sharded(accelerator)
@@ -125,6 +127,9 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     model = add_adapter(model, cfg.lora, total_steps)
     if accelerator.device.type == "cpu":
         use_fast_dropout(model)  # the mask's random numbers were a third of a CPU step
+        if precision == "bf16":
+            frozen_base_in_bf16(model)  # autocast would otherwise cast every frozen weight at every step
+            model.forward = torch.autocast("cpu", dtype=torch.bfloat16)(model.forward)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     torch.manual_seed(tc.seed + rank)  # dropout: its own stream per process
@@ -293,18 +298,25 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     return metrics
 
 
-def make_accelerator(precision: str, plugins: dict | None = None) -> Accelerator:
-    """One process, or one of several started by torchrun / accelerate launch (gloo on CPUs, NCCL on GPUs);
-    ``plugins``: accelerate's FSDP or DeepSpeed plugin (strategy.plugins)."""
+def train_precision(precision: str) -> str:
+    """fp32 or bf16 (fp16 only on GPUs). ``auto``: bf16 where the hardware multiplies it natively
+    (GPUs that support it; CPUs with AMX or AVX-512 BF16), fp32 elsewhere."""
     cuda = torch.cuda.is_available()
     if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if not cuda:
-        precision = "fp32"
+        return "bf16" if (torch.cuda.is_bf16_supported() if cuda else native_bf16()) else "fp32"
+    return "fp32" if precision == "fp16" and not cuda else precision
+
+
+def make_accelerator(precision: str, plugins: dict | None = None) -> Accelerator:
+    """One process, or one of several started by torchrun / accelerate launch (gloo on CPUs, NCCL on GPUs);
+    ``precision``: train_precision's answer; ``plugins``: accelerate's FSDP or DeepSpeed plugin (strategy.plugins)."""
+    cuda = torch.cuda.is_available()
     multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
     # A rank that dies must not leave the others waiting for half an hour in a collective.
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=int(os.environ.get("LORAKIT_DIST_TIMEOUT", "120"))))
-    return Accelerator(cpu=multi_process and not cuda, mixed_precision="no" if precision == "fp32" else precision,
+    # On CPUs the loop applies bf16 itself (frozen_base_in_bf16 and autocast): accelerate's setting
+    # is fixed for the life of the process, and a second run in it may want another precision.
+    return Accelerator(cpu=multi_process and not cuda, mixed_precision=precision if cuda and precision != "fp32" else "no",
                        kwargs_handlers=[timeout], **(plugins or {}))
 
 

@@ -5,6 +5,7 @@ import warnings
 
 import torch
 from peft import AdaLoraConfig, LoraConfig, PeftModel, TaskType, get_peft_model
+from peft.tuners.tuners_utils import BaseTunerLayer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -82,3 +83,21 @@ def add_adapter(model, lora, total_steps: int) -> PeftModel:
         return get_peft_model(model, lora_config(lora, model.config.model_type, total_steps))
     except ValueError as e:  # PEFT's message for target modules absent from the model
         raise ConfigError(f"lora.target_modules: {str(e).splitlines()[0]}") from None
+
+
+def frozen_base_in_bf16(model) -> None:
+    """bf16 mixed precision on a CPU: the frozen base weights stored in bf16 once, the trained
+    weights (adapters, head) and their optimizer state in fp32, every forward pass under autocast.
+
+    Measured on minilm, 2 cores with AMX: 1.4x the fp32 step. Autocast alone was slower than fp32
+    (it casts each frozen weight at every use: only weights that require grad have their casts
+    cached), and a bf16 base without autocast gained 16%: PEFT casts each LoRA layer's input to
+    its fp32 weights and the sum back, four copies of an activation per layer and step. With
+    autocast those casts are not needed, so PEFT's are switched off.
+    """
+    for p in model.parameters():
+        if not p.requires_grad and p.is_floating_point():
+            p.data = p.data.to(torch.bfloat16)
+    for m in model.modules():
+        if isinstance(m, BaseTunerLayer):
+            m.cast_input_dtype_enabled = False
