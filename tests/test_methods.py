@@ -83,5 +83,5 @@ def test_bf16_on_a_cpu_trains_fp32_weights_over_a_bf16_base(tmp_path, tiny_csv, 
         "train.precision": "bf16", "train.epochs": 2, "train.lr": 0.02}), show_progress=False)
     weights = load_file(tmp_path / "tiny/adapter/adapter_model.safetensors")
     assert {w.dtype for w in weights.values()} == {torch.float32}
-    assert m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
+    assert m["precision"] == "bf16" and m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
     assert evaluate(tmp_path / "tiny", "val")["accuracy"] > 0.5

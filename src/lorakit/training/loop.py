@@ -292,6 +292,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
         "labels": splits.label_names,
         "parameters": {"trainable": trainable, "total": total, "trainable_percent": 100 * trainable / total},
         "processes": world,
+        "precision": precision,
     }
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
     learning_curve_png(history, run / "plots" / "learning_curve.png", tc.metric)
