@@ -33,10 +33,12 @@ def main() -> None:
     previous = RESULTS / "accuracy.json"
     runs = json.loads(previous.read_text())["runs"] if previous.is_file() else {}
     runs[name] = {
+        **({"full_finetune": runs[name]["full_finetune"]} if "full_finetune" in runs.get(name, {}) else {}),
         "recipe": f"recipes/{name}.yaml", "overrides": overrides, "train_examples": metrics["examples"]["train"],
         "test_examples": result["n"], "test_accuracy": result["accuracy"], "test_macro_f1": result["macro_f1"],
         "trainable_percent": metrics["parameters"]["trainable_percent"], "best_epoch": metrics["best_epoch"],
         "wall_seconds_this_invocation": time.time() - started, "baselines": result["baselines"],
+        "precision": metrics.get("precision", "fp32"),
     }
     print(json.dumps(runs[name], indent=2))
     print(f"written: {write_result('accuracy', {'runs': runs})}")
