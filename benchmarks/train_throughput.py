@@ -37,7 +37,7 @@ def training_flops_per_token(cfg, seq_len: float) -> float:
 def lorakit_side(model_dir: str, examples: int, val: int, threads: int, out_dir: str) -> None:
     from transformers import AutoConfig
 
-    from lorakit.training.loop import train, train_precision
+    from lorakit.training.loop import train
 
     m = train(overrides={
         "name": "bench", "out_dir": out_dir, "base": model_dir, "data.dataset": "tweets-sentiment",
@@ -51,7 +51,7 @@ def lorakit_side(model_dir: str, examples: int, val: int, threads: int, out_dir:
     tokens = m["tokens"]["train_real"]
     flops = tokens * training_flops_per_token(AutoConfig.from_pretrained(model_dir), tokens / examples)
     print(json.dumps({
-        "precision": train_precision("auto"),
+        "precision": m["precision"],
         "samples_per_s": h["train_samples_per_s"], "train_seconds": h["train_seconds"],
         "val_accuracy": h["val_accuracy"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "real_tokens": tokens, "padded_tokens": m["tokens"]["train_padded"],
