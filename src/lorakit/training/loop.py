@@ -128,8 +128,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     if accelerator.device.type == "cpu":
         use_fast_dropout(model)  # the mask's random numbers were a third of a CPU step
         if precision == "bf16":
-            frozen_base_in_bf16(model)  # autocast would otherwise cast every frozen weight at every step
-            model.forward = torch.autocast("cpu", dtype=torch.bfloat16)(model.forward)
+            frozen_base_in_bf16(model)  # and forward under autocast
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     torch.manual_seed(tc.seed + rank)  # dropout: its own stream per process

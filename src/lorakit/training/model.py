@@ -87,7 +87,8 @@ def add_adapter(model, lora, total_steps: int) -> PeftModel:
 
 def frozen_base_in_bf16(model) -> None:
     """bf16 mixed precision on a CPU: the frozen base weights stored in bf16 once, the trained
-    weights (adapters, head) and their optimizer state in fp32, every forward pass under autocast.
+    weights (adapters, head) and their optimizer state in fp32, every forward pass under autocast
+    (the model's forward is wrapped here).
 
     Measured on minilm, 2 cores with AMX: 1.4x the fp32 step. Autocast alone was slower than fp32
     (it casts each frozen weight at every use: only weights that require grad have their casts
@@ -101,3 +102,4 @@ def frozen_base_in_bf16(model) -> None:
     for m in model.modules():
         if isinstance(m, BaseTunerLayer):
             m.cast_input_dtype_enabled = False
+    model.forward = torch.autocast("cpu", dtype=torch.bfloat16)(model.forward)
