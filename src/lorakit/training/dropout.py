@@ -37,6 +37,12 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """``F.dropout(x, p, training=True)`` with the cheaper mask described above."""
     if p == 0:
         return x
+    return _Masked.apply(x, *keep_mask(x, p))
+
+
+def keep_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    """A bool mask shaped like ``x`` keeping each element with probability about 1 - p, and the
+    scale that keeps the mean exact: 1 / (the exact keep probability)."""
     bits, drop_count = _lanes(p)
     n = x.numel()
     lanes_per_draw = 64 // bits
@@ -44,8 +50,7 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
                           dtype=torch.int64, device=x.device)
     lanes = draws.view(torch.int8 if bits == 8 else torch.int16)[:n].view(x.shape)
     # lanes are uniform over [-2^(bits-1), 2^(bits-1)): keep the top (2^bits - drop_count) values
-    keep = lanes >= drop_count - 2 ** (bits - 1)
-    return _Masked.apply(x, keep, 2**bits / (2**bits - drop_count))
+    return lanes >= drop_count - 2 ** (bits - 1), 2**bits / (2**bits - drop_count)
 
 
 @functools.cache
@@ -66,15 +71,16 @@ class _Masked(torch.autograd.Function):
     def forward(ctx, x, keep, scale):
         ctx.save_for_backward(keep)
         ctx.scale = scale
-        return x * _scaled(keep, x.dtype, scale)
+        return x * scaled(keep, x.dtype, scale)
 
     @staticmethod
     def backward(ctx, grad):
         (keep,) = ctx.saved_tensors
-        return grad * _scaled(keep, grad.dtype, ctx.scale), None, None
+        return grad * scaled(keep, grad.dtype, ctx.scale), None, None
 
 
-def _scaled(keep: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.Tensor:
+def scaled(keep: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.Tensor:
+    """The mask as a multiplier in ``dtype``: 0 or ``scale``."""
     return keep.view(torch.uint8).to(dtype).mul_(scale)
 
 

@@ -37,6 +37,7 @@ from lorakit.store import model_dir
 from lorakit.training import checkpoint, progress, run_dir as runs, strategy
 from lorakit.training.attention import use_fast_attention_dropout
 from lorakit.training.dropout import use_fast_dropout
+from lorakit.training.fused_lora import use_fused_lora
 from lorakit.training.distributed import gather_objects, passes
 from lorakit.training.model import add_adapter, frozen_base_in_bf16, load_base
 
@@ -129,6 +130,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     if accelerator.device.type == "cpu":
         use_fast_dropout(model)  # the mask's random numbers were a third of a CPU step
         use_fast_attention_dropout(model)  # and SDPA's own mask 6% of what was left
+        use_fused_lora(model)  # LoRA layers' training step in one autograd function
         if precision == "bf16":
             frozen_base_in_bf16(model)  # and forward under autocast
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
