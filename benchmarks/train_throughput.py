@@ -22,16 +22,20 @@ HP = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "key", "v
       "max_grad_norm": 1.0, "epochs": 1, "seed": 0, "max_length": 128}
 
 
-def training_flops_per_token(cfg, seq_len: float) -> float:
-    """FLOPs to train one real token through a LoRA'd encoder with frozen base weights.
+def training_flops_per_token(cfg, seq_len: float, r: int) -> dict:
+    """FLOPs to train one real token through an encoder with frozen base weights and rank-r LoRA on
+    each of a layer's six linear layers (the HP target modules: query, key, value and the three dense).
 
-    Linear layers: forward 2·N, backward 2·N (input gradients only; the LoRA weight gradients
-    are r/d of that and left out). Attention scores and mixing: forward 4·L·d per layer,
-    backward twice that (both operands are activations).
+    Base linear layers: forward 2·N, backward 2·N (input gradients only: the base is frozen).
+    LoRA: forward 2·r·(in + out) per layer, backward twice that (input and weight gradients).
+    Attention scores and mixing: forward 4·L·d per layer, backward twice that (both operands are
+    activations). Per-example work (pooler, classifier, loss) is left out.
     """
     d, ff, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
-    linear = layers * (4 * d * d + 2 * d * ff)
-    return 2 * linear * 2 + 3 * 4 * layers * seq_len * d
+    base = 4 * layers * (4 * d * d + 2 * d * ff)
+    lora = 6 * layers * r * (4 * 2 * d + 2 * (d + ff))
+    attention = 3 * 4 * layers * seq_len * d
+    return {"base_linear": base, "lora": lora, "attention": attention, "total": base + lora + attention}
 
 
 def lorakit_side(model_dir: str, examples: int, val: int, threads: int, out_dir: str) -> None:
@@ -49,13 +53,15 @@ def lorakit_side(model_dir: str, examples: int, val: int, threads: int, out_dir:
     }, show_progress=False)
     h = m["history"][0]
     tokens = m["tokens"]["train_real"]
-    flops = tokens * training_flops_per_token(AutoConfig.from_pretrained(model_dir), tokens / examples)
+    per_token = training_flops_per_token(AutoConfig.from_pretrained(model_dir), tokens / examples, HP["r"])
+    flops = tokens * per_token["total"]
     print(json.dumps({
         "precision": m["precision"],
         "samples_per_s": h["train_samples_per_s"], "train_seconds": h["train_seconds"],
         "val_accuracy": h["val_accuracy"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "real_tokens": tokens, "padded_tokens": m["tokens"]["train_padded"],
         "achieved_gflops_real_tokens": flops / h["train_seconds"] / 1e9,
+        "flops_per_real_token": {k: round(v) for k, v in per_token.items()},
     }))
 
 
