@@ -86,4 +86,7 @@ def test_evaluation_and_other_layers_keep_pefts_forward(monkeypatch):
     assert n > 0  # patched, but DoRA layers go to PEFT's forward, which trains them
     _, grads = _step(dora, 0)
     assert any("magnitude" in name and g.abs().sum() > 0 for name, g in grads.items())
+    _, trained_bias, _ = _pair(bias="lora_only")  # a base bias that trains: PEFT's forward too
+    _, grads = _step(trained_bias.train(), 0)
+    assert any(name.endswith("query.base_layer.bias") and g.abs().sum() > 0 for name, g in grads.items())
     assert not calls
