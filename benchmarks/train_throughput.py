@@ -22,25 +22,24 @@ HP = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "key", "v
       "max_grad_norm": 1.0, "epochs": 1, "seed": 0, "max_length": 128}
 
 
-def training_flops_per_token(cfg, seq_len: float, r: int) -> dict:
+def training_flops_per_token(cfg, attended: float, r: int) -> dict:
     """FLOPs to train one real token through an encoder with frozen base weights and rank-r LoRA on
     each of a layer's six linear layers (the HP target modules: query, key, value and the three dense).
 
     Base linear layers: forward 2·N, backward 2·N (input gradients only: the base is frozen).
     LoRA: forward 2·r·(in + out) per layer, backward twice that (input and weight gradients).
-    Attention scores and mixing: forward 4·L·d per layer, backward twice that (both operands are
-    activations). Per-example work (pooler, classifier, loss) is left out.
+    Attention scores and mixing: forward 4·L·d per layer for a token of an L-token text, backward
+    twice that (both operands are activations); ``attended`` is L averaged over tokens, Σ L² / Σ L.
+    Per-example work (pooler, classifier, loss) is left out.
     """
     d, ff, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
     base = 4 * layers * (4 * d * d + 2 * d * ff)
     lora = 6 * layers * r * (4 * 2 * d + 2 * (d + ff))
-    attention = 3 * 4 * layers * seq_len * d
+    attention = 3 * 4 * layers * attended * d
     return {"base_linear": base, "lora": lora, "attention": attention, "total": base + lora + attention}
 
 
 def lorakit_side(model_dir: str, examples: int, val: int, threads: int, out_dir: str) -> None:
-    from transformers import AutoConfig
-
     from lorakit.training.loop import train
 
     m = train(overrides={
@@ -52,17 +51,26 @@ def lorakit_side(model_dir: str, examples: int, val: int, threads: int, out_dir:
         "train.max_grad_norm": HP["max_grad_norm"], "train.seed": HP["seed"], "train.threads": threads,
     }, show_progress=False)
     h = m["history"][0]
-    tokens = m["tokens"]["train_real"]
-    per_token = training_flops_per_token(AutoConfig.from_pretrained(model_dir), tokens / examples, HP["r"])
-    flops = tokens * per_token["total"]
     print(json.dumps({
         "precision": m["precision"],
         "samples_per_s": h["train_samples_per_s"], "train_seconds": h["train_seconds"],
         "val_accuracy": h["val_accuracy"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "real_tokens": tokens, "padded_tokens": m["tokens"]["train_padded"],
-        "achieved_gflops_real_tokens": flops / h["train_seconds"] / 1e9,
-        "flops_per_real_token": {k: round(v) for k, v in per_token.items()},
+        "real_tokens": m["tokens"]["train_real"], "padded_tokens": m["tokens"]["train_padded"],
     }))
+
+
+def achieved_gflops(model_dir: str, texts: list[str], ours: dict) -> dict:
+    """lorakit's FLOPs on its real tokens per second of training, from the lengths of the texts it trained on."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from lorakit.data.batching import encode
+
+    lengths = [len(t) for t in encode(AutoTokenizer.from_pretrained(model_dir), texts, HP["max_length"])]
+    assert sum(lengths) == ours["real_tokens"], "the texts are not the ones lorakit trained on"
+    per_token = training_flops_per_token(AutoConfig.from_pretrained(model_dir),
+                                         sum(n * n for n in lengths) / sum(lengths), HP["r"])
+    return {"achieved_gflops_real_tokens": sum(lengths) * per_token["total"] / ours["train_seconds"] / 1e9,
+            "flops_per_real_token": {k: round(v) for k, v in per_token.items()}}
 
 
 def main() -> None:
@@ -95,6 +103,7 @@ def main() -> None:
         ours = run_json([sys.executable, __file__, "--side", "lorakit", "--model-dir", model_dir, "--out-dir", tmp,
                          "--examples", str(a.examples), "--val", str(a.val), "--threads", str(a.threads)])
         peak_after = matmul_gflops(a.threads)
+        ours.update(achieved_gflops(model_dir, s.train.texts, ours))
     peak = (peak_before + peak_after) / 2
     peak_bf16 = matmul_gflops(a.threads, dtype="bfloat16")
     result = {
