@@ -75,3 +75,27 @@ def test_only_sdpa_models_are_switched():
     model.set_attn_implementation("eager")
     assert not use_fast_attention_dropout(model)
     assert model.config._attn_implementation == "eager"
+
+
+def test_under_bf16_autocast_it_matches_torch_sdpa():
+    """With a dropout probability too small to drop anything, training-mode outputs and gradients
+    through this path and through torch's SDPA agree to bf16 rounding."""
+    import copy
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, attention_probs_dropout_prob=1e-9, hidden_dropout_prob=0.0,
+                        num_labels=3, attn_implementation="sdpa")
+    reference = BertForSequenceClassification(config).train()
+    ours = copy.deepcopy(reference)
+    assert use_fast_attention_dropout(ours)
+    ids = torch.tensor([[2, 5, 7, 9, 3, 4], [2, 6, 8, 11, 0, 0]])
+    attention = torch.tensor([[1] * 6, [1, 1, 1, 1, 0, 0]])
+    results = []
+    for model in (reference, ours):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(input_ids=ids, attention_mask=attention, labels=torch.tensor([0, 2]))
+        out.loss.backward()
+        results.append((out.logits.float(), model.bert.encoder.layer[0].attention.self.query.weight.grad))
+    for theirs, mine in zip(*results):  # logits, then a query weight's gradient: within 3% of their size
+        assert (theirs - mine).abs().max() <= 0.03 * theirs.abs().max(), (theirs, mine)

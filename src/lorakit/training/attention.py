@@ -3,7 +3,7 @@
 With attention dropout on, torch's SDPA on a CPU takes its math path: q, k and v copied to fp32,
 and the mask of the attention probabilities drawn with ``aten::bernoulli_`` (5.5 ns per element;
 6% of a minilm LoRA step on 2 cores). This is that math path written out, with ``fast_dropout``
-and the matmuls left in the autocast dtype. Everything else (evaluation, no dropout, causal or
+and everything left in the autocast dtype, like transformers' eager attention under autocast. Everything else (evaluation, no dropout, causal or
 grouped-query attention) goes to transformers' own SDPA function unchanged.
 
 Registered with transformers' attention interface, so a model switches to it with
@@ -26,13 +26,13 @@ def sdpa_fast_dropout(module, query, key, value, attention_mask, scaling=None, d
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                       **kwargs)
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-    scores = torch.matmul(query, key.transpose(-2, -1)).float() * scale
-    if attention_mask is not None:
+    scores = torch.matmul(query * scale, key.transpose(-2, -1))  # scaled on the smaller operand
+    if attention_mask is not None:  # in place: the matmul's backward needs only its inputs
         if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, float("-inf"))
+            scores.masked_fill_(~attention_mask, float("-inf"))
         else:
-            scores = scores + attention_mask
-    probs = fast_dropout(scores.softmax(-1).to(value.dtype), dropout)
+            scores.add_(attention_mask)
+    probs = fast_dropout(scores.softmax(-1), dropout)  # CPU softmax accumulates reduced precision in fp32
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 
