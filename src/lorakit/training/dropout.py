@@ -1,4 +1,4 @@
-"""Dropout whose random mask costs a ninth of torch's on CPU.
+"""Dropout whose random mask costs a seventh of torch's on CPU.
 
 Profiling a LoRA step of minilm on 2 CPU cores put 33% of the time in ``aten::bernoulli_``: the
 51 dropout layers of a step (BERT's own and one per LoRA module) each draw one 32-bit random

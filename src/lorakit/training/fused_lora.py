@@ -57,7 +57,7 @@ class _LoraBranch(torch.autograd.Function):
         grad_a = (grad_h.t() @ dropped).to(ctx.param_dtypes[0])
         grad_lora = grad_h @ a
         if ctx.mask is not None:
-            grad_lora.mul_(Mask(lanes[0], ctx.mask[0], 1.0).multiplier(grad_lora.dtype, scaled=False))
+            grad_lora.mul_(Mask(lanes[0], *ctx.mask).multiplier(grad_lora.dtype, scaled=False))
         grad_x = torch.addmm(grad_lora, g, weight)
         return grad_x.view(ctx.x_shape), None, None, grad_a, grad_b, None, None
 
