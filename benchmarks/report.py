@@ -34,7 +34,7 @@ def render() -> str:
                 f"| lorakit ({o.get('precision', 'fp32')}) | {o['samples_per_s']:.1f} | {o['val_accuracy']:.4f} | {o['peak_rss_mb']:.0f} |",
                 f"| **ratio** | **{_x(t['speedup'])}** | {t['accuracy_delta']:+.4f} | {_x(t['peak_rss_ratio'])} |", "",
                 f"lorakit reaches {o['achieved_gflops_real_tokens']:.1f} GFLOP/s on real tokens, "
-                f"{100 * t['fraction_of_matmul_peak']:.0f}% of a 1024² fp32 matmul measured in the same run "
+                f"{100 * t['fraction_of_matmul_peak']:.1f}% of a 1024² fp32 matmul measured in the same run "
                 f"({t['matmul_gflops']:.1f} GFLOP/s sustained over 2 s, the mean of just before and just after "
                 "lorakit's run; FLOPs counted in `training_flops_per_token`)"
                 + (f"; {100 * t['fraction_of_bf16_matmul_peak']:.0f}% of a bf16 one ({t['matmul_gflops_bf16']:.1f} GFLOP/s), "
