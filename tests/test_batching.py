@@ -26,20 +26,24 @@ def test_bucket_batches_are_seeded_and_change_per_epoch():
 def test_sorted_batches_and_collate():
     lengths = [5, 1, 3]
     assert sorted_batches(lengths, 2) == [[1, 2], [0]]
-    b = collate([[7, 8, 9], [4]], pad_id=0)
-    assert b["input_ids"].tolist() == [[7, 8, 9], [4, 0, 0]]
-    assert b["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    b = collate([[7, 8, 9], [4]], pad_id=0)  # widths are multiples of 8: fewer distinct batch shapes
+    assert b["input_ids"].tolist() == [[7, 8, 9, 0, 0, 0, 0, 0], [4, 0, 0, 0, 0, 0, 0, 0]]
+    assert b["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0]]
+    assert collate([list(range(8))], pad_id=0)["input_ids"].shape == (1, 8)
+    assert collate([list(range(9))], pad_id=0)["input_ids"].shape == (1, 16)
     assert b["input_ids"].dtype == torch.long
 
 
 def test_chunks_respect_count_and_token_budget():
     from lorakit.data.batching import chunks
 
-    lengths = [10, 20, 30, 40, 50, 60]
+    lengths = [8, 16, 24, 32, 40, 48]
     assert chunks(list(range(6)), 4) == [[0, 1, 2, 3], [4, 5]]
-    # 3 rows x 30 = 90 fit in 100 tokens; a 4th row would pad all to 40 (160)
+    # 3 rows x 24 = 72 fit in 100 tokens; a 4th row would pad all to 32 (128)
     assert chunks(list(range(6)), 4, lengths, 100) == [[0, 1, 2], [3, 4], [5]]
     # a text longer than the budget still goes through, alone
-    assert chunks([5, 0], 8, lengths, 50) == [[5], [0]]
+    assert chunks([5, 0], 8, lengths, 40) == [[5], [0]]
+    # the budget counts widths as padded: two rows of 17 are 2 x 24 tokens
+    assert chunks([0, 1], 8, [17, 17], 40) == [[0], [1]]
     flat = [i for c in chunks(list(range(6)), 3, lengths, 70) for i in c]
     assert flat == list(range(6))

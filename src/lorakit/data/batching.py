@@ -35,7 +35,7 @@ def chunks(indices: list[int], size: int, lengths: list[int] | None = None,
     out, cur, longest = [], [], 0
     for i in indices:
         width = max(longest, lengths[i]) if lengths else 0
-        if cur and (len(cur) == size or (max_tokens and (len(cur) + 1) * width > max_tokens)):
+        if cur and (len(cur) == size or (max_tokens and (len(cur) + 1) * padded_width(width) > max_tokens)):
             out.append(cur)
             cur, width = [], lengths[i] if lengths else 0
         cur.append(i)
@@ -51,8 +51,19 @@ def sorted_batches(lengths: list[int], batch_size: int, max_tokens: int | None =
     return chunks(order, batch_size, lengths, max_tokens)
 
 
+# Batch widths are rounded up to a multiple of this. Each new batch shape costs oneDNN (bf16 matmuls
+# on CPU) freshly compiled kernels: a millisecond or more per matmul, and about 1 MB of memory that
+# is never returned. Measured on minilm, 63 batches of 32 tweets: peak RSS 1.8 GB with exact
+# widths, 1.1 GB with multiples of 8, and the same samples/s (the kernels saved pay for the padding).
+WIDTH_MULTIPLE = 8
+
+
+def padded_width(longest: int) -> int:
+    return -(-longest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE
+
+
 def collate(seqs: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(s) for s in seqs)
+    width = padded_width(max(len(s) for s in seqs))
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for row, s in enumerate(seqs):

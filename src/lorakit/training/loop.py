@@ -27,7 +27,7 @@ from transformers import get_scheduler
 
 from lorakit import data as datasets
 from lorakit.config import RunConfig, load_config, save_config
-from lorakit.data.batching import bucket_batches, chunks, collate, encode
+from lorakit.data.batching import WIDTH_MULTIPLE, bucket_batches, chunks, collate, encode, padded_width
 from lorakit.errors import ConfigError, LorakitError, TrainingDiverged, TrainingInterrupted
 from lorakit.evaluation.metrics import classification_metrics
 from lorakit.evaluation.plots import learning_curve_png
@@ -39,7 +39,7 @@ from lorakit.training.attention import use_fast_attention_dropout
 from lorakit.training.dropout import use_fast_dropout
 from lorakit.training.fused_lora import use_fused_lora
 from lorakit.training.distributed import gather_objects, passes
-from lorakit.training.model import add_adapter, frozen_base_in_bf16, load_base
+from lorakit.training.model import add_adapter, frozen_base_in_bf16, load_base, readable_length
 
 LOG_EVERY = 10  # steps per point of the loss curve (TensorBoard and the plot): their mean loss
 
@@ -126,6 +126,10 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // world))
     torch.manual_seed(tc.seed)  # classifier head and adapter initialisation: identical on every process
     model, tokenizer = load_base(base_dir, splits.label_names)
+    limit = readable_length(model, tokenizer)
+    if limit and padded_width(cfg.data.max_length) > limit:
+        raise ConfigError(f"data.max_length={cfg.data.max_length} is more than {cfg.base} can read ({limit} tokens)",
+                          f"set data.max_length to {limit // WIDTH_MULTIPLE * WIDTH_MULTIPLE} or less")
     model = add_adapter(model, cfg.lora, total_steps)
     if accelerator.device.type == "cpu":
         use_fast_dropout(model)  # the mask's random numbers were a third of a CPU step
@@ -137,7 +141,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     total = sum(p.numel() for p in model.parameters())
     torch.manual_seed(tc.seed + rank)  # dropout: its own stream per process
 
-    # Tokenise once; batches are padded per batch to their own longest text.
+    # Tokenise once; each batch is padded to its own longest text (rounded up to a multiple of 8).
     train_seqs = encode(tokenizer, splits.train.texts, cfg.data.max_length)
     train_y = torch.tensor(splits.ids(splits.train))
     val_seqs = encode(tokenizer, splits.val.texts, cfg.data.max_length)
@@ -216,7 +220,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                 p["seen"] += len(batch)
                 p["loss_sum"] += step_loss * len(batch)
                 p["tokens_real"] += sum(lengths[j] for j in batch)
-                p["tokens_padded"] += sum(len(idx) * max(lengths[j] for j in idx)
+                p["tokens_padded"] += sum(len(idx) * padded_width(max(lengths[j] for j in idx))
                                           for idx in chunks(batch, micro, lengths, max_tokens))
                 p["epoch_seconds"] = time.perf_counter() - started
                 rate = p["seen"] / p["epoch_seconds"]

@@ -43,6 +43,14 @@ def load_base(base_dir, label_names: list[str]):
     return model, tokenizer
 
 
+def readable_length(model, tokenizer) -> int | None:
+    """The most tokens one text can have for ``model``: its position table or its tokenizer's
+    stated limit, whichever is smaller (None when neither says)."""
+    limits = [n for n in (getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length)
+              if isinstance(n, int) and n < 1_000_000]  # tokenizers without a limit say 1e30
+    return min(limits) if limits else None
+
+
 def lora_config(lora, model_type: str, total_steps: int) -> LoraConfig:
     targets = lora.target_modules
     if targets == "auto":
