@@ -67,6 +67,17 @@ def test_int8_quantization_runs_and_reports_accuracy_change(trained_run):
     assert int8_report(trained_run) == r  # cached while the adapter is unchanged
 
 
+def test_int8_sees_no_padding_beyond_the_longest_text(trained_run):
+    # dynamic int8 scales each activation by its largest value, padded positions included: a text
+    # classified alone must give what the quantized model gives on its own tokens, unpadded
+    q = load(trained_run, quantize="int8")
+    ids = q.tokenizer(TEXTS[1])["input_ids"]
+    assert len(ids) % 8  # a width that rounding up to a multiple of 8 would change
+    with torch.inference_mode():
+        direct = q.model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+    torch.testing.assert_close(q.logits([TEXTS[1]]), direct.logits.float(), atol=0, rtol=0)
+
+
 def test_user_errors_are_lorakit_errors(trained_run, tmp_path):
     with pytest.raises(LorakitError, match="unknown quantization"):
         load(trained_run, quantize="int4")

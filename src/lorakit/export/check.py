@@ -1,7 +1,8 @@
 """Compare an exported model with its reference on a run's test split: accuracy change, speed, logits.
 
-Both sides see the same token batches (length-sorted, as in inference) on the same threads; each
-is warmed up on one batch, then timed over the whole split, best of ``repeats`` passes.
+Both sides see the same token batches (length-sorted, as in inference, padded only to each batch's
+longest text: int8 activation scales see padded positions) on the same threads; each is warmed up
+on one batch, then timed over the whole split, best of ``repeats`` passes.
 """
 
 import time
@@ -18,10 +19,10 @@ TOLERANCE = {"safetensors": ("logit", 1e-5), "onnx": ("logit", 1e-4), "int8": ("
 def _run(model, batches, seqs, pad_id) -> tuple[torch.Tensor, float]:
     out = [None] * len(seqs)
     with torch.inference_mode():
-        model(**collate([seqs[i] for i in batches[0]], pad_id))  # warm-up: allocations, lazy init
+        model(**collate([seqs[i] for i in batches[0]], pad_id, multiple=1))  # warm-up: allocations, lazy init
         started = time.perf_counter()
         for idx in batches:
-            logits = model(**collate([seqs[i] for i in idx], pad_id))
+            logits = model(**collate([seqs[i] for i in idx], pad_id, multiple=1))
             logits = getattr(logits, "logits", logits).float()
             for row, i in enumerate(idx):
                 out[i] = logits[row]

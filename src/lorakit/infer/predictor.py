@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
-from lorakit.data.batching import encode
+from lorakit.data.batching import WIDTH_MULTIPLE, encode
 from lorakit.errors import LorakitError
 from lorakit.infer import precision as precisions
 from lorakit.infer.adapters import adapter_dir, resolve
@@ -69,7 +69,8 @@ class Predictor:
         seqs = encode(self.tokenizer, list(texts), self.max_length)
         pad = self.tokenizer.pad_token_id
         if self.fast is None:
-            logits, exact = batched_logits(self.model, seqs, pad, self.batch_size), len(seqs)
+            multiple = 1 if self.quantize else WIDTH_MULTIPLE  # int8 activation scales see padding
+            logits, exact = batched_logits(self.model, seqs, pad, self.batch_size, multiple=multiple), len(seqs)
         else:
             logits, exact = self.close_calls.resolve(
                 batched_logits(self.fast, seqs, pad, self.batch_size),
