@@ -14,7 +14,7 @@ def test_minilm_on_real_tweets(tmp_path):
 
     metrics = train("recipes/tweets-sentiment.yaml", {
         "name": "e2e", "out_dir": str(tmp_path), "data.limit": 600, "data.val_limit": 150, "data.test_limit": 300,
-        "data.max_length": 64, "train.epochs": 2, "train.lr": 2e-3,
+        "data.max_length": 64, "train.epochs": 4, "train.lr": 2e-3,  # two epochs left near-uniform probabilities
     }, show_progress=False)
     assert metrics["examples"] == {"train": 600, "val": 150, "test": 300, "skipped_bad_rows": 0}
     assert metrics["parameters"]["trainable_percent"] < 2
@@ -26,5 +26,5 @@ def test_minilm_on_real_tweets(tmp_path):
     assert result["accuracy"] > majority + 0.05, (result["accuracy"], majority)
 
     out = load(tmp_path / "e2e").predict(["I love this so much, best day ever!", "This is terrible, I hate it."])
-    assert out[1]["label"] == "negative"
+    assert [r["label"] for r in out] == ["positive", "negative"]
     assert out[0]["probs"]["positive"] > out[1]["probs"]["positive"]
