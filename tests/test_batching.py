@@ -31,7 +31,17 @@ def test_sorted_batches_and_collate():
     assert b["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0]]
     assert collate([list(range(8))], pad_id=0)["input_ids"].shape == (1, 8)
     assert collate([list(range(9))], pad_id=0)["input_ids"].shape == (1, 16)
+    assert collate([list(range(9))], pad_id=0, multiple=1)["input_ids"].shape == (1, 9)
     assert b["input_ids"].dtype == torch.long
+
+
+def test_padded_widths_take_few_values_and_little_padding():
+    from lorakit.data.batching import padded_width
+
+    widths = {padded_width(n) for n in range(1, 513)}
+    assert len(widths) == 32  # 16 up to 128 tokens, then eight per doubling
+    assert all(n <= padded_width(n) <= max(n + 7, n * 1.125) for n in range(1, 2049))
+    assert [padded_width(n) for n in (128, 129, 300, 512)] == [128, 144, 320, 512]
 
 
 def test_chunks_respect_count_and_token_budget():

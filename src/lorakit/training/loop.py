@@ -27,7 +27,7 @@ from transformers import get_scheduler
 
 from lorakit import data as datasets
 from lorakit.config import RunConfig, load_config, save_config
-from lorakit.data.batching import WIDTH_MULTIPLE, bucket_batches, chunks, collate, encode, padded_width
+from lorakit.data.batching import bucket_batches, chunks, collate, encode, padded_width
 from lorakit.errors import ConfigError, LorakitError, TrainingDiverged, TrainingInterrupted
 from lorakit.evaluation.metrics import classification_metrics
 from lorakit.evaluation.plots import learning_curve_png
@@ -129,7 +129,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     limit = readable_length(model, tokenizer)
     if limit and padded_width(cfg.data.max_length) > limit:
         raise ConfigError(f"data.max_length={cfg.data.max_length} is more than {cfg.base} can read ({limit} tokens)",
-                          f"set data.max_length to {limit // WIDTH_MULTIPLE * WIDTH_MULTIPLE} or less")
+                          f"set data.max_length to {next(n for n in range(limit, 0, -1) if padded_width(n) <= limit)} or less")
     model = add_adapter(model, cfg.lora, total_steps)
     if accelerator.device.type == "cpu":
         use_fast_dropout(model)  # the mask's random numbers were a third of a CPU step
@@ -141,7 +141,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     total = sum(p.numel() for p in model.parameters())
     torch.manual_seed(tc.seed + rank)  # dropout: its own stream per process
 
-    # Tokenise once; each batch is padded to its own longest text (rounded up to a multiple of 8).
+    # Tokenise once; each batch is padded to its own longest text (rounded up: see padded_width).
     train_seqs = encode(tokenizer, splits.train.texts, cfg.data.max_length)
     train_y = torch.tensor(splits.ids(splits.train))
     val_seqs = encode(tokenizer, splits.val.texts, cfg.data.max_length)
