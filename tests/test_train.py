@@ -113,7 +113,7 @@ def test_unknown_target_module_is_a_config_error(tmp_path, tiny_csv, tiny_model_
 def test_max_length_beyond_the_models_positions_is_a_config_error(tmp_path, tiny_csv, tiny_model_dir):
     # the tiny model has 64 positions; batches are padded to multiples of 8, so 60 would pad to 64
     o = tiny_overrides(tmp_path, tiny_csv, tiny_model_dir, **{"data.max_length": 65})
-    with pytest.raises(ConfigError, match=r"data.max_length=65 is more than .* can read \(64 tokens\)") as e:
+    with pytest.raises(ConfigError, match=r"data.max_length=65 pads batches to 72 tokens, more than .* can read \(64\)") as e:
         train(overrides=o, show_progress=False)
     assert e.value.hint == "set data.max_length to 64 or less"
     m = train(overrides=tiny_overrides(tmp_path, tiny_csv, tiny_model_dir, **{"data.max_length": 60, "train.epochs": 1}),

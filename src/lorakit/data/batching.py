@@ -61,6 +61,7 @@ WIDTH_MULTIPLE = 8
 
 
 def padded_width(longest: int, multiple: int = WIDTH_MULTIPLE) -> int:
+    """The width of a batch whose longest text has ``longest`` tokens; ``multiple=1`` keeps it exact."""
     if multiple > 1:
         multiple = max(multiple, 1 << max(0, (longest - 1).bit_length() - 4))
     return -(-longest // multiple) * multiple

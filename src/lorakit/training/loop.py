@@ -128,7 +128,8 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
     model, tokenizer = load_base(base_dir, splits.label_names)
     limit = readable_length(model, tokenizer)
     if limit and padded_width(cfg.data.max_length) > limit:
-        raise ConfigError(f"data.max_length={cfg.data.max_length} is more than {cfg.base} can read ({limit} tokens)",
+        raise ConfigError(f"data.max_length={cfg.data.max_length} pads batches to {padded_width(cfg.data.max_length)} "
+                          f"tokens, more than {cfg.base} can read ({limit})",
                           f"set data.max_length to {next(n for n in range(limit, 0, -1) if padded_width(n) <= limit)} or less")
     model = add_adapter(model, cfg.lora, total_steps)
     if accelerator.device.type == "cpu":
