@@ -26,11 +26,11 @@ def test_bucket_batches_are_seeded_and_change_per_epoch():
 def test_sorted_batches_and_collate():
     lengths = [5, 1, 3]
     assert sorted_batches(lengths, 2) == [[1, 2], [0]]
-    b = collate([[7, 8, 9], [4]], pad_id=0)  # widths are multiples of 8: fewer distinct batch shapes
-    assert b["input_ids"].tolist() == [[7, 8, 9, 0, 0, 0, 0, 0], [4, 0, 0, 0, 0, 0, 0, 0]]
-    assert b["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0]]
+    b = collate([[7, 8, 9], [4]], pad_id=0)  # widths are multiples of 4: fewer distinct batch shapes
+    assert b["input_ids"].tolist() == [[7, 8, 9, 0], [4, 0, 0, 0]]
+    assert b["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
     assert collate([list(range(8))], pad_id=0)["input_ids"].shape == (1, 8)
-    assert collate([list(range(9))], pad_id=0)["input_ids"].shape == (1, 16)
+    assert collate([list(range(9))], pad_id=0)["input_ids"].shape == (1, 12)
     assert collate([list(range(9))], pad_id=0, multiple=1)["input_ids"].shape == (1, 9)
     assert b["input_ids"].dtype == torch.long
 
@@ -39,9 +39,9 @@ def test_padded_widths_take_few_values_and_little_padding():
     from lorakit.data.batching import padded_width
 
     widths = {padded_width(n) for n in range(1, 513)}
-    assert len(widths) == 32  # 16 up to 128 tokens, then eight per doubling
-    assert all(n <= padded_width(n) <= max(n + 7, n * 1.125) for n in range(1, 2049))
-    assert [padded_width(n) for n in (128, 129, 300, 512)] == [128, 144, 320, 512]
+    assert len(widths) == 40  # 16 up to 64 tokens, then eight per doubling
+    assert all(n <= padded_width(n) <= max(n + 3, n * 1.125) for n in range(1, 2049))
+    assert [padded_width(n) for n in (64, 65, 128, 129, 300, 512)] == [64, 72, 128, 144, 320, 512]
 
 
 def test_chunks_respect_count_and_token_budget():
@@ -53,7 +53,8 @@ def test_chunks_respect_count_and_token_budget():
     assert chunks(list(range(6)), 4, lengths, 100) == [[0, 1, 2], [3, 4], [5]]
     # a text longer than the budget still goes through, alone
     assert chunks([5, 0], 8, lengths, 40) == [[5], [0]]
-    # the budget counts widths as padded: two rows of 17 are 2 x 24 tokens
-    assert chunks([0, 1], 8, [17, 17], 40) == [[0], [1]]
+    # the budget counts widths as padded: two rows of 17 are 2 x 20 tokens
+    assert chunks([0, 1], 8, [17, 17], 36) == [[0], [1]]
+    assert chunks([0, 1], 8, [17, 17], 40) == [[0, 1]]
     flat = [i for c in chunks(list(range(6)), 3, lengths, 70) for i in c]
     assert flat == list(range(6))

@@ -111,7 +111,7 @@ def test_unknown_target_module_is_a_config_error(tmp_path, tiny_csv, tiny_model_
 
 
 def test_max_length_beyond_the_models_positions_is_a_config_error(tmp_path, tiny_csv, tiny_model_dir):
-    # the tiny model has 64 positions; batches are padded to multiples of 8, so 60 would pad to 64
+    # the tiny model has 64 positions; past 64 tokens widths are multiples of 8, so 65 pads to 72
     o = tiny_overrides(tmp_path, tiny_csv, tiny_model_dir, **{"data.max_length": 65})
     with pytest.raises(ConfigError, match=r"data.max_length=65 pads batches to 72 tokens, more than .* can read \(64\)") as e:
         train(overrides=o, show_progress=False)
