@@ -9,10 +9,10 @@ by 1/(1 - that probability) so the expectation stays exact. Seeds and checkpoint
 run exactly. Measured on a [1664, 1536] activation: the mask alone 12.5 ms with ``bernoulli_``,
 3.2 ms with 16-bit lanes, 1.7 ms with 8-bit lanes.
 
-The mask is applied as a multiply by 0/scale values that the comparison writes straight into the
-activation's dtype (``torch.ge(..., out=)``): torch's ``where`` and any bool-with-float op take a
-slow mixed-dtype path on CPU (on a [1056, 1536] activation: 1.0 ms for ``where``, 0.36 ms for the
-multiply), and a bool mask would need a conversion pass. The backward pass keeps the random lanes
+The mask is applied as a multiply by 0/1 values that the comparison writes straight into the
+activation's dtype (``torch.ge(..., out=)``), the scale in the same pass: torch's ``where`` and
+any bool-with-float op take a slow mixed-dtype path on CPU (on a [1056, 1536] activation: 1.0 ms
+for ``where``, 0.36 ms for the multiply), and a bool mask would need a conversion pass. The backward pass keeps the random lanes
 (1 byte per element) and makes the multiplier again.
 """
 
@@ -51,12 +51,16 @@ class Mask(NamedTuple):
     threshold: int
     scale: float  # 1 / the exact keep probability: the mean stays exact
 
-    def multiplier(self, dtype: torch.dtype, scaled: bool = True) -> torch.Tensor:
-        """A fresh tensor holding 0 where dropped and ``scale`` (or 1) where kept. The comparison
-        writes straight into ``dtype``: no bool tensor, no conversion pass."""
+    def multiplier(self, dtype: torch.dtype) -> torch.Tensor:
+        """A fresh tensor holding 0 where dropped and 1 where kept. The comparison writes straight
+        into ``dtype``: no bool tensor, no conversion pass."""
         m = torch.empty(self.lanes.shape, dtype=dtype, device=self.lanes.device)
-        torch.ge(self.lanes, self.threshold, out=m)
-        return m.mul_(self.scale) if scaled else m
+        return torch.ge(self.lanes, self.threshold, out=m)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """x ⊙ mask · scale as a fresh tensor: the multiplier, then one fused multiply (``addcmul`` onto
+        a broadcast zero; two in-place multiplies took 1.8x as long on a [2560, 1536] bf16 tensor)."""
+        return torch.addcmul(x.new_zeros(()), x, self.multiplier(x.dtype), value=self.scale)
 
 
 def draw_mask(x: torch.Tensor, p: float) -> Mask:
@@ -90,12 +94,12 @@ class _Masked(torch.autograd.Function):
         mask = draw_mask(x, p)
         ctx.save_for_backward(mask.lanes)
         ctx.threshold, ctx.scale = mask.threshold, mask.scale
-        return mask.multiplier(x.dtype).mul_(x)
+        return mask.apply(x)
 
     @staticmethod
     def backward(ctx, grad):
         (lanes,) = ctx.saved_tensors
-        return Mask(lanes, ctx.threshold, ctx.scale).multiplier(grad.dtype).mul_(grad), None
+        return Mask(lanes, ctx.threshold, ctx.scale).apply(grad), None
 
 
 def use_fast_dropout(model: nn.Module) -> int:
