@@ -90,3 +90,32 @@ def test_evaluation_and_other_layers_keep_pefts_forward(monkeypatch):
     _, grads = _step(trained_bias.train(), 0)
     assert any(name.endswith("query.base_layer.bias") and g.abs().sum() > 0 for name, g in grads.items())
     assert not calls
+
+
+@pytest.mark.skipif(fused_lora._onednn_linear is None, reason="torch built without oneDNN")
+def test_frozen_weights_packed_for_onednn_give_the_same_step_and_follow_weight_changes(monkeypatch):
+    _, fused, _ = _pair()
+    frozen_base_in_bf16(fused)
+    fused.train()
+
+    def step_both_ways():
+        out = []
+        for onednn in (fused_lora._onednn_linear, None):
+            monkeypatch.setattr(fused_lora, "_onednn_linear", onednn)
+            fused.zero_grad(set_to_none=True)
+            loss, grads = _step(fused, 5)
+            out.append((loss, {n: g.clone() for n, g in grads.items()}))
+        monkeypatch.undo()
+        return out
+
+    (loss_p, grads_p), (loss_u, grads_u) = step_both_ways()
+    query = fused.base_model.model.bert.encoder.layer[0].attention.self.query
+    assert query.base_layer in fused_lora._PACKED  # the packed path ran
+    torch.testing.assert_close(loss_p, loss_u, rtol=0, atol=0)
+    for name in grads_p:
+        torch.testing.assert_close(grads_p[name], grads_u[name], rtol=0, atol=0, msg=name)
+    with torch.no_grad():  # a frozen weight changed in place: packed again, not served stale
+        query.base_layer.weight.mul_(3)
+    (loss_p2, _), (loss_u2, _) = step_both_ways()
+    assert loss_p2 != loss_p
+    torch.testing.assert_close(loss_p2, loss_u2, rtol=0, atol=0)

@@ -8,6 +8,12 @@ accumulated into the base matmul's output (addmm_), and the backward pass is wri
 base and LoRA input gradients summed by one addmm. Measured on minilm, 2 CPU cores, bf16: 5-10%
 more samples/s.
 
+On a CPU in bf16 the frozen base weight goes to oneDNN once, in its own blocked layout (and once
+transposed, for the input gradient), instead of being reordered inside every matmul call: the same
+products bit for bit, 20-25% less time for minilm's matmuls with a bias ([1056, 384] x [384, 1536]:
+0.80 -> 0.61 ms), 3% more samples/s on the whole step; it keeps two more copies of the frozen
+linear weights (43 MB for minilm).
+
 Same parameters and files, and the same dropout masks (``draw_mask``, drawn at the same point of
 the forward pass as PEFT's dropout module would), so a run takes the same course whichever path it
 takes, up to float rounding. Only the training forward of a plain LoRA ``nn.Linear`` layer with one
@@ -16,6 +22,7 @@ PEFT variant), a trained bias and any other case keep PEFT's forward.
 """
 
 import types
+import weakref
 
 import torch
 from peft.tuners.lora.layer import Linear as LoraLinear
@@ -29,20 +36,23 @@ class _LoraBranch(torch.autograd.Function):
     their gradients, keep their own."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling, p):
+    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling, p, packed):
         rows = x.reshape(-1, x.shape[-1])
-        base = rows @ weight.t() if bias is None else torch.addmm(bias, rows, weight.t())
+        if packed is not None:
+            base = _onednn_linear(rows, packed[0], bias, "none", [], "")
+        else:
+            base = rows @ weight.t() if bias is None else torch.addmm(bias, rows, weight.t())
         a = lora_a.to(x.dtype)
         b = (lora_b * scaling).to(x.dtype)
         mask = draw_mask(rows, p) if p else None
-        dropped = mask.multiplier(rows.dtype, scaled=False).mul_(rows) if mask is not None else rows
+        dropped = mask.multiplier(rows.dtype).mul_(rows) if mask is not None else rows
         h = dropped @ a.t()
         if mask is not None:
             h.mul_(mask.scale)
         base.addmm_(h, b.t())
         ctx.save_for_backward(weight, dropped, h, a, b, *([] if mask is None else [mask.lanes]))
         ctx.mask = (mask.threshold, mask.scale) if mask is not None else None
-        ctx.scaling, ctx.x_shape = scaling, x.shape
+        ctx.scaling, ctx.x_shape, ctx.packed = scaling, x.shape, packed
         ctx.param_dtypes = lora_a.dtype, lora_b.dtype
         return base.view(*x.shape[:-1], base.shape[-1])
 
@@ -57,9 +67,12 @@ class _LoraBranch(torch.autograd.Function):
         grad_a = (grad_h.t() @ dropped).to(ctx.param_dtypes[0])
         grad_lora = grad_h @ a
         if ctx.mask is not None:
-            grad_lora.mul_(Mask(lanes[0], *ctx.mask).multiplier(grad_lora.dtype, scaled=False))
-        grad_x = torch.addmm(grad_lora, g, weight)
-        return grad_x.view(ctx.x_shape), None, None, grad_a, grad_b, None, None
+            grad_lora.mul_(Mask(lanes[0], *ctx.mask).multiplier(grad_lora.dtype))
+        if ctx.packed is not None:  # g W + grad_lora, the sum inside the matmul
+            grad_x = _onednn_linear.binary(g, grad_lora, ctx.packed[1], None, "add")
+        else:
+            grad_x = torch.addmm(grad_lora, g, weight)
+        return grad_x.view(ctx.x_shape), None, None, grad_a, grad_b, None, None, None
 
 
 def _forward(self, x, *args, **kwargs):
@@ -69,7 +82,26 @@ def _forward(self, x, *args, **kwargs):
     dropout = self.lora_dropout[name]
     base = self.base_layer
     return _LoraBranch.apply(x, base.weight, base.bias, self.lora_A[name].weight, self.lora_B[name].weight,
-                             self.scaling[name], dropout.p if isinstance(dropout, FastDropout) else 0.0)
+                             self.scaling[name], dropout.p if isinstance(dropout, FastDropout) else 0.0,
+                             _packed(base))
+
+
+_onednn_linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+_PACKED = weakref.WeakKeyDictionary()  # base nn.Linear -> ((weight's storage, version), (W, Wᵀ) in oneDNN layout)
+
+
+def _packed(base: nn.Linear):
+    """The frozen bf16 weight of ``base`` in oneDNN's layout, for x Wᵀ and for g W (made on first use and
+    again if the weight is replaced or changed in place); None where oneDNN does not do the matmul."""
+    w = base.weight
+    if _onednn_linear is None or w.device.type != "cpu" or w.dtype != torch.bfloat16:
+        return None
+    key = (w.data_ptr(), w._version)
+    cached = _PACKED.get(base)
+    if cached is None or cached[0] != key:
+        reorder = torch.ops.mkldnn._reorder_linear_weight
+        cached = _PACKED[base] = (key, (reorder(w, None), reorder(w.t().contiguous(), None)))
+    return cached[1]
 
 
 def _fusable(layer, x: torch.Tensor) -> bool:
