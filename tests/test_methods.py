@@ -80,8 +80,10 @@ def test_bf16_on_a_cpu_trains_fp32_weights_over_a_bf16_base(tmp_path, tiny_csv, 
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and g.dtype == torch.float32 for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
+    # lr 0.005: the tiny recipe's 0.02 sits at the edge of divergence for this model in fp32 as in bf16
+    # (the loss went 0.49 -> 2.2 at epoch 3 in fp32), so which way a run goes hangs on float rounding
     m = train(overrides=tiny_overrides(tmp_path, tiny_csv, tiny_model_dir, **{
-        "train.precision": "bf16"}), show_progress=False)
+        "train.precision": "bf16", "train.lr": 0.005}), show_progress=False)
     weights = load_file(tmp_path / "tiny/adapter/adapter_model.safetensors")
     assert {w.dtype for w in weights.values()} == {torch.float32}
     assert m["precision"] == "bf16" and m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
