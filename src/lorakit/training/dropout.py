@@ -12,8 +12,8 @@ run exactly. Measured on a [1664, 1536] activation: the mask alone 12.5 ms with 
 The mask is applied as a multiply by 0/1 values that the comparison writes straight into the
 activation's dtype (``torch.ge(..., out=)``), the scale in the same pass: torch's ``where`` and
 any bool-with-float op take a slow mixed-dtype path on CPU (on a [1056, 1536] activation: 1.0 ms
-for ``where``, 0.36 ms for the multiply), and a bool mask would need a conversion pass. The backward pass keeps the random lanes
-(1 byte per element) and makes the multiplier again.
+for ``where``, 0.36 ms for the multiply), and a bool mask would need a conversion pass. The
+backward pass keeps the random lanes (1 byte per element) and makes the multiplier again.
 """
 
 import functools
