@@ -86,7 +86,16 @@ def _forward(self, x, *args, **kwargs):
                              _packed(base))
 
 
-_onednn_linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+def _onednn_bf16_linear():
+    """oneDNN's linear op, where this torch has it and this CPU runs its bf16 kernels (else None)."""
+    ops = torch.ops.mkldnn
+    if not (torch.backends.mkldnn.is_available() and hasattr(ops, "_linear_pointwise")
+            and hasattr(ops, "_is_mkldnn_bf16_supported") and ops._is_mkldnn_bf16_supported()):
+        return None
+    return ops._linear_pointwise
+
+
+_onednn_linear = _onednn_bf16_linear()
 _PACKED = weakref.WeakKeyDictionary()  # base nn.Linear -> ((weight's storage, version), (W, Wᵀ) in oneDNN layout)
 
 
