@@ -40,6 +40,16 @@ def render() -> str:
                 + (f"; {100 * t['fraction_of_bf16_matmul_peak']:.0f}% of a bf16 one ({t['matmul_gflops_bf16']:.1f} GFLOP/s), "
                    f"the precision lorakit trained in here." if o.get("precision") == "bf16" else ".")
                 + " The reference trains in fp32 (the Trainer's default).", ""]
+    variants = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("train_throughput-*.json"))]
+    if variants:
+        out += ["The same benchmark against a reference given more `TrainingArguments` "
+                "(`--reference-args`), each row its own side-by-side run:", "",
+                "| reference `TrainingArguments` | reference samples/s | lorakit samples/s | ratio | accuracy | peak RSS |",
+                "|---|---|---|---|---|---|"]
+        out += [f"| `{json.dumps(v['reference']['training_args'])}` | {v['reference']['samples_per_s']:.1f} | "
+                f"{v['lorakit']['samples_per_s']:.1f} | **{_x(v['speedup'])}** | {v['accuracy_delta']:+.4f} | "
+                f"{_x(v['peak_rss_ratio'])} |" for v in variants]
+        out.append("")
     d = _load("ddp_scaling")
     if d:
         out += [f"**Data-parallel scaling** — `{d['command']}` ({d['examples']} tweets, "
