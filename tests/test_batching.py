@@ -58,3 +58,19 @@ def test_chunks_respect_count_and_token_budget():
     assert chunks([0, 1], 8, [17, 17], 40) == [[0, 1]]
     flat = [i for c in chunks(list(range(6)), 3, lengths, 70) for i in c]
     assert flat == list(range(6))
+
+
+def test_training_passes_of_long_texts_hold_fewer_tokens():
+    from lorakit.data.batching import chunks, padded_width, pass_tokens
+
+    assert [pass_tokens(w, 2048) for w in (64, 128, 256, 512)] == [2048, 2048, 1448, 1024]
+    # up to 128 tokens training and inference passes are cut alike
+    assert chunks(list(range(32)), 32, [128] * 32, 2048, backward=True) == chunks(list(range(32)), 32, [128] * 32, 2048)
+    # 16 articles of 512 tokens: 4 per inference pass, 2 per training pass
+    assert [len(c) for c in chunks(list(range(16)), 16, [512] * 16, 2048)] == [4] * 4
+    assert [len(c) for c in chunks(list(range(16)), 16, [512] * 16, 2048, backward=True)] == [2] * 8
+    lengths = [300 + 13 * i for i in range(16)]
+    passes = chunks(list(range(16)), 16, lengths, 2048, backward=True)
+    assert [i for c in passes for i in c] == list(range(16))
+    widths = [padded_width(max(lengths[i] for i in c)) for c in passes]
+    assert all(len(c) * w <= pass_tokens(w, 2048) for c, w in zip(passes, widths))

@@ -89,7 +89,8 @@ class TrainArgs(_Section):
     micro_batch_size: int | None = Field(None, gt=0)
     """Examples per forward pass in one process (default: batch_size / processes)."""
     max_tokens_per_pass: int | None = Field(2048, gt=0)
-    """Padded tokens per forward pass: batches of long texts run in several passes (bounds memory; null: no cap)."""
+    """Padded tokens per forward pass: batches of long texts run in several passes (bounds memory; null: no cap).
+    Training passes of texts past 128 tokens hold fewer: attention maps grow with the width (see pass_tokens)."""
     lr: float = Field(1e-3, gt=0)
     """Peak learning rate (AdamW)."""
     weight_decay: float = Field(0.01, ge=0)

@@ -25,7 +25,7 @@ def passes(batch: list[int], rank: int, world: int, micro: int, lengths: list[in
     sharded model is a collective. Every rank knows the whole batch, so no communication is needed.
     """
     def split(r):
-        return chunks(shard(batch, r, world), micro, lengths, max_tokens)
+        return chunks(shard(batch, r, world), micro, lengths, max_tokens, backward=True)
 
     mine = [(idx, len(idx) / len(batch) * world) for idx in split(rank)]
     count = max(len(split(r)) for r in range(world)) if same_count else 1

@@ -224,7 +224,7 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
                 p["loss_sum"] += step_loss * len(batch)
                 p["tokens_real"] += sum(lengths[j] for j in batch)
                 p["tokens_padded"] += sum(len(idx) * padded_width(max(lengths[j] for j in idx))
-                                          for idx in chunks(batch, micro, lengths, max_tokens))
+                                          for idx in chunks(batch, micro, lengths, max_tokens, backward=True))
                 p["epoch_seconds"] = time.perf_counter() - started
                 rate = p["seen"] / p["epoch_seconds"]
                 p["window"].append(step_loss)
