@@ -57,7 +57,8 @@ def main(model_dir, train_path, val_path, hp):
         warmup_steps=hp["warmup_ratio"], lr_scheduler_type="linear", num_train_epochs=hp["epochs"],
         max_grad_norm=hp["max_grad_norm"], seed=hp["seed"], use_cpu=True, report_to=[], save_strategy="no",
         eval_strategy="no", logging_steps=50, disable_tqdm=True, dataloader_num_workers=0,
-        **hp.get("training_args", {}),  # variants a user might add: {"bf16": true}, {"train_sampling_strategy": "group_by_length"}
+        # variants a user might add: {"bf16": true}, {"train_sampling_strategy": "group_by_length"}
+        **hp.get("training_args", {}),
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_ds,
                       data_collator=DataCollatorWithPadding(tokenizer))
