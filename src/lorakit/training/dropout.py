@@ -9,8 +9,8 @@ by 1/(1 - that probability) so the expectation stays exact. Seeds and checkpoint
 run exactly. Measured on a [1664, 1536] activation: the mask alone 12.5 ms with ``bernoulli_``,
 3.2 ms with 16-bit lanes, 1.7 ms with 8-bit lanes.
 
-The mask is applied as a multiply by 0/1 values that the comparison writes straight into the
-activation's dtype (``torch.ge(..., out=)``), the scale in the same pass: torch's ``where`` and
+The mask is applied as a multiply by 0/1 values that the comparison makes in the activation's
+dtype (``torch.ge(..., out=)``), the scale in the same pass: torch's ``where`` and
 any bool-with-float op take a slow mixed-dtype path on CPU (on a [1056, 1536] activation: 1.0 ms
 for ``where``, 0.36 ms for the multiply), and a bool mask would need a conversion pass. The
 backward pass keeps the random lanes (1 byte per element) and makes the multiplier again.
@@ -52,8 +52,10 @@ class Mask(NamedTuple):
     scale: float  # 1 / the exact keep probability: the mean stays exact
 
     def multiplier(self, dtype: torch.dtype) -> torch.Tensor:
-        """A fresh tensor holding 0 where dropped and 1 where kept. The comparison writes straight
-        into ``dtype``: no bool tensor, no conversion pass."""
+        """A fresh tensor holding 0 where dropped and 1 where kept, from one comparison with ``out=``
+        in ``dtype``. torch runs it through a bool temporary and a copy, yet it is the cheapest eager
+        path measured ([2560, 1536] bf16: 0.55 ms, against 0.9 ms for the bool comparison alone and
+        3.2 ms for multiplying by a bool mask)."""
         m = torch.empty(self.lanes.shape, dtype=dtype, device=self.lanes.device)
         return torch.ge(self.lanes, self.threshold, out=m)
 
