@@ -4,7 +4,10 @@
     python benchmarks/accuracy.py bbc-news
 
 Long runs (tens of minutes to hours on 2 CPU cores): each trains with checkpoints, so an
-interrupted run continues with the same command. Appends to benchmarks/results/accuracy.json.
+interrupted run continues with the same command. The run folder is accuracy-NAME under
+lorakit-bench/runs in the system temp dir (``out_dir=DIR`` puts it elsewhere, e.g. on a disk that
+survives a reboot); full_finetune.py reads its splits from there. Appends to
+benchmarks/results/accuracy.json.
 """
 
 import json
@@ -13,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import RESULTS, SCRATCH, write_result  # noqa: E402
 
 RECIPES = Path(__file__).parents[1] / "recipes"
 
@@ -23,12 +26,16 @@ def main() -> None:
     from lorakit.training.loop import train
 
     name, overrides = sys.argv[1], sys.argv[2:]
-    run = Path("runs") / f"accuracy-{name}"
+    # Where the run goes is not part of the result: out_dir is taken out of the recorded overrides.
+    out_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("out_dir=")), str(SCRATCH / "runs"))
+    overrides = [o for o in overrides if not o.startswith("out_dir=")]
+    run = Path(out_dir) / f"accuracy-{name}"
     started = time.time()
     if (run / "checkpoint").is_dir() and not (run / "metrics.json").is_file():
         metrics = train(resume=run)
     else:
-        metrics = train(RECIPES / f"{name}.yaml", [f"name={run.name}", *overrides], overwrite=True)
+        metrics = train(RECIPES / f"{name}.yaml", [f"name={run.name}", f"out_dir={out_dir}", *overrides],
+                        overwrite=True)
     result = evaluate(run, "test", with_baselines=True)
     previous = RESULTS / "accuracy.json"
     runs = json.loads(previous.read_text())["runs"] if previous.is_file() else {}

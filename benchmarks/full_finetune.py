@@ -1,11 +1,12 @@
 """Full fine-tuning of the same model on the same split as an accuracy run: what LoRA is compared with.
 
-    python benchmarks/full_finetune.py tweets-sentiment [--lr 5e-5] [--epochs 3]
+    python benchmarks/full_finetune.py tweets-sentiment [--lr 5e-5] [--epochs 3] [--runs DIR]
 
 Every weight trains, in a plain PyTorch loop (AdamW, linear warmup and decay, gradient clipping,
-length-bucketed batches of 32 as lorakit uses), on the exact split of runs/accuracy-NAME: the
-training split rebuilt from its config.yaml, the validation and test splits it saved. The best
-validation epoch is scored on the test split. A long run (about an hour on 2 CPU cores for the
+length-bucketed batches of 32 as lorakit uses), on the exact split of RUNS/accuracy-NAME, the run
+accuracy.py left (RUNS defaults to lorakit-bench/runs in the system temp dir): the training split
+rebuilt from its config.yaml, the validation and test splits it saved. The best validation epoch
+is scored on the test split. A long run (about an hour on 2 CPU cores for the
 tweets); the result goes into results/accuracy.json under runs[NAME]["full_finetune"].
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 from transformers import get_scheduler
 
-from common import RESULTS
+from common import RESULTS, SCRATCH, write_json
 
 
 def main() -> None:
@@ -26,6 +27,7 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("--lr", type=float, default=5e-5, help="the usual full fine-tuning rate for BERT-size models")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--runs", default=str(SCRATCH / "runs"), help="the out_dir accuracy.py trained into")
     a = p.parse_args()
 
     from lorakit.config import load_config
@@ -35,7 +37,7 @@ def main() -> None:
     from lorakit.store import model_dir
     from lorakit.training.model import load_base
 
-    run = Path("runs") / f"accuracy-{a.name}"
+    run = Path(a.runs) / f"accuracy-{a.name}"
     cfg = load_config(run / "config.yaml")
     torch.manual_seed(cfg.train.seed)
     splits = prepare(cfg.data)
@@ -88,7 +90,7 @@ def main() -> None:
     path = RESULTS / "accuracy.json"
     data = json.loads(path.read_text())
     data["runs"][a.name]["full_finetune"] = result
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_json(path, data)
     print(json.dumps(result), flush=True)
 
 

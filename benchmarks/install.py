@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import RESULTS, command, write_json  # noqa: E402
 from lorakit.store import install_model  # noqa: E402
 from lorakit.store.sources import ALIASES, package_dir  # noqa: E402
 
@@ -54,8 +56,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=7)
     args = ap.parse_args()
-    src = package_dir(*ALIASES["minilm"][:2], ALIASES["minilm"][2])
+    module, subdir, pip_name = ALIASES["minilm"]
+    src = package_dir(module, subdir, pip_name)
     size = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
+    # Under the system temp dir (or $BENCH_DIR: put it on the file system you mean to measure).
     work = Path(tempfile.mkdtemp(prefix="lorakit-bench-", dir=os.environ.get("BENCH_DIR")))
     cp, cp_sync, first, again, cli_first = [], [], [], [], []
     try:
@@ -75,9 +79,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     med = statistics.median
     result = {
-        "command": "python benchmarks/install.py --trials %d" % args.trials,
+        "command": command(),
         "machine": machine(),
-        "source": f"minilm ({src}), {size / 1e6:.1f} MB",
+        "source": f"minilm (pip:{pip_name}/{subdir}), {size / 1e6:.1f} MB",  # the package, not where it lies
         "trials": args.trials,
         "cp_r_s": round(med(cp), 4),
         "cp_r_sync_s": round(med(cp_sync), 4),
@@ -95,10 +99,8 @@ def main() -> None:
                  "install_cli_s adds the Python start-up of the lorakit command.",
         "all_s": {"cp_r": cp, "cp_r_sync": cp_sync, "install": first, "reinstall": again, "install_cli": cli_first},
     }
-    out = Path(__file__).resolve().parent / "results" / "install.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("all_s", "machine")}, indent=2))
+    write_json(RESULTS / "install.json", result)
 
 
 if __name__ == "__main__":

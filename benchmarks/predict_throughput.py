@@ -1,9 +1,10 @@
 """Batch prediction throughput: lorakit's predictor vs a transformers pipeline over the PEFT model.
 
-    python benchmarks/predict_throughput.py [--work /tmp/lorakit-bench] [--n 2000]
+    python benchmarks/predict_throughput.py [--work DIR] [--n 2000]
 
 Installs minilm into WORK/home and trains a small tweets-sentiment adapter there the first
-time (a minute or two on 2 cores), then classifies the same N test tweets both ways with the
+time (a minute or two on 2 cores; WORK defaults to lorakit-bench in the system temp dir and is
+reused by the serving benchmarks), then classifies the same N test tweets both ways with the
 same batch size and threads, and writes benchmarks/results/predict_throughput.json.
 """
 
@@ -20,6 +21,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 warnings.filterwarnings("ignore")
+
+from common import RESULTS, SCRATCH, command, relative, write_json  # noqa: E402
 
 
 def machine() -> dict:
@@ -71,7 +74,7 @@ def timed(fn):
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--work", default="/tmp/lorakit-bench")
+    p.add_argument("--work", default=str(SCRATCH), help="scratch folder, reused between runs (default: %(default)s)")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
@@ -123,7 +126,7 @@ def main() -> None:
     n = len(texts)
     result = {
         "benchmark": "predict_throughput",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "machine": machine(),
         "texts": n, "batch_size": a.batch_size, "threads": a.threads,
         "base": "minilm (all-MiniLM-L6-v2)", "adapter": f"{info.meta.get('method')} on tweets-sentiment",
@@ -146,15 +149,13 @@ def main() -> None:
         "goal": "lorakit >= 3x the reference's texts/s, same predictions",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    out = HERE / "results" / "predict_throughput.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(RESULTS / "predict_throughput.json", result)
     print(json.dumps({k: result[k] for k in ("ratio", "same_predictions")} |
                      {"reference_texts_per_s": result["reference"]["texts_per_s"],
                       "lorakit_texts_per_s": result["lorakit"]["texts_per_s"],
                       "int8_texts_per_s": result["int8"]["texts_per_s"],
                       "int8_accuracy_change": result["int8"]["accuracy_change_vs_fp32"]}, indent=2))
-    print(f"written: {out}")
+    print(f"written: {relative(out)}")
 
 
 if __name__ == "__main__":

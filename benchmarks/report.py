@@ -1,13 +1,20 @@
 """Render benchmarks/results/*.json as the README's results tables (between the results markers).
 
     python benchmarks/report.py
+
+Refuses to write a block that holds an absolute path of this machine (a result recorded before
+the benchmarks wrote paths relative to the repository root): fix that field in the JSON first.
 """
 
 import json
 import re
+import sys
 from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_paths  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -132,7 +139,12 @@ def main() -> None:
     text = readme.read_text()
     if START not in text:
         raise SystemExit(f"README.md has no {START} marker")
-    new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{render()}{END}", text, flags=re.S)
+    block = render()
+    found = [p for p in machine_paths() if p in block]
+    if found:
+        raise SystemExit(f"a result in benchmarks/results/ records {found[0]!r}, a path of this machine: "
+                         "make it relative to the repository root or leave it out, then run this again")
+    new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{block}{END}", text, flags=re.S)
     readme.write_text(new)
     print("README.md results updated")
 

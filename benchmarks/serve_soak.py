@@ -1,8 +1,9 @@
 """A soak run of the server: concurrent clients, malformed requests mixed in, memory watched.
 
-    python benchmarks/serve_soak.py [--work /tmp/lorakit-bench] [--rounds 8] [--requests 500]
+    python benchmarks/serve_soak.py [--work DIR] [--rounds 16] [--requests 500]
 
-Starts `lorakit serve` with the 8 adapters of serve_throughput.py and sends rounds of requests
+Starts `lorakit serve` with the 8 adapters of serve_throughput.py (built in WORK, default:
+lorakit-bench in the system temp dir) and sends rounds of requests
 from 32 concurrent clients; about one in six is malformed (broken JSON, wrong types, an unknown
 adapter, too many texts, an oversized text, an empty list, invalid UTF-8, a wrong method).
 After each round it records the status codes and the server's resident memory. Passes when no
@@ -26,6 +27,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from common import RESULTS, SCRATCH, command, relative, write_json  # noqa: E402
 from predict_throughput import machine, prepare, test_split  # noqa: E402
 from serve_throughput import start_server, variants  # noqa: E402
 
@@ -74,7 +76,7 @@ async def round_of(url: str, texts: list[str], names: list[str], requests: int, 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--work", default="/tmp/lorakit-bench")
+    p.add_argument("--work", default=str(SCRATCH), help="scratch folder, reused between runs (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=16)
     p.add_argument("--requests", type=int, default=500, help="requests per round")
     p.add_argument("--clients", type=int, default=32)
@@ -106,7 +108,7 @@ def main() -> None:
     growth = rounds[-1]["rss_mb"] / half - 1
     result = {
         "benchmark": "serve_soak",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "machine": machine(),
         "setup": {"base": "minilm", "adapters": 8, "clients": a.clients, "rounds": a.rounds,
                   "requests_per_round": a.requests, "malformed_share": round(1 / 6, 3),
@@ -120,11 +122,10 @@ def main() -> None:
         "passed": bad == 0 and alive and growth < 0.05,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    out = HERE / "results" / "serve_soak.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(RESULTS / "serve_soak.json", result)
     print(f"{result['requests']} requests, {bad} 5xx or unanswered, server alive: {alive}, "
           f"memory {started_mb:.0f} MB at start, {half:.0f} -> {rounds[-1]['rss_mb']:.0f} MB over the second half; "
-          f"written: {out}")
+          f"written: {relative(out)}")
     if not result["passed"]:
         sys.exit(1)
 

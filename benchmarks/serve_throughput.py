@@ -1,6 +1,6 @@
 """Server throughput with many adapters: one merged adapter vs 8 adapters in mixed batches vs switching per request.
 
-    python benchmarks/serve_throughput.py [--work /tmp/lorakit-bench] [--requests 800] [--clients 32]
+    python benchmarks/serve_throughput.py [--work DIR] [--requests 800] [--clients 32]
 
 Starts `lorakit serve` on 127.0.0.1 three times and drives it with a bounded load generator
 (a fixed request count and a time limit, one tweet per request, 32 concurrent clients):
@@ -10,12 +10,12 @@ Starts `lorakit serve` on 127.0.0.1 three times and drives it with a bounded loa
 Each scenario is measured after a 320-request warm-up (the bf16 calibration happens there).
 The 8 adapters are the benchmark's trained adapter plus 7 copies with seeded noise on their
 LoRA and head weights: same shapes and cost as separately trained ones, different outputs.
-Writes benchmarks/results/serve_throughput.json.
+The store, the trained run and the copies live in WORK (default: lorakit-bench in the system
+temp dir, shared with predict_throughput.py and serve_soak.py). Writes benchmarks/results/serve_throughput.json.
 """
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import shutil
@@ -29,6 +29,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from common import RESULTS, SCRATCH, command, relative, write_json  # noqa: E402
 from predict_throughput import machine, prepare, test_split  # noqa: E402
 
 from lorakit.serve.run import default_threads  # noqa: E402
@@ -146,7 +147,7 @@ def batch_summary(metrics: str) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--work", default="/tmp/lorakit-bench")
+    p.add_argument("--work", default=str(SCRATCH), help="scratch folder, reused between runs (default: %(default)s)")
     p.add_argument("--requests", type=int, default=800)
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--adapters", type=int, default=8)
@@ -168,7 +169,7 @@ def main() -> None:
     }
     result = {
         "benchmark": "serve_throughput",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "machine": machine(),
         "setup": {"base": "minilm", "adapters": a.adapters, "clients": a.clients, "requests": a.requests,
                   "texts_per_request": 1, "time_limit_s": a.limit_s, "server_threads": a.threads or default_threads(),
@@ -179,10 +180,8 @@ def main() -> None:
         "goal": "(b) >= 0.8x (a) and (b) >= 3x (c)",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    out = HERE / "results" / "serve_throughput.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"b/a = {result['ratio_b_over_a']:.2f}, b/c = {result['ratio_b_over_c']:.2f}; written: {out}")
+    out = write_json(RESULTS / "serve_throughput.json", result)
+    print(f"b/a = {result['ratio_b_over_a']:.2f}, b/c = {result['ratio_b_over_c']:.2f}; written: {relative(out)}")
 
 
 if __name__ == "__main__":
