@@ -16,7 +16,9 @@ from lorakit.store.safetensors_check import read_header, shapes
 PEFT_PREFIX = "base_model.model."
 _ROLE = re.compile(r"^(?P<mod>.+)\.(?P<role>lora_A|lora_B|lora_embedding_A|lora_embedding_B|lora_magnitude_vector"
                    r"|lora_E)(?:\.default)?(?:\.weight)?$")
-_PREFIXES = {"bert", "roberta", "distilbert", "deberta", "electra", "model", "transformer", "albert", "xlm_roberta"}
+# Attribute names under which a task model holds its base model (``bert.`` in BertForSequenceClassification).
+MODEL_PREFIXES = {"bert", "roberta", "distilbert", "deberta", "electra", "model", "transformer", "albert",
+                  "xlm_roberta"}
 SUPPORTED = {"LORA", "ADALORA"}
 TASK_TYPES = {None, "SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION"}
 
@@ -67,7 +69,13 @@ def _expected_rank(module: str, cfg: dict) -> int | None:
     return cfg.get("r")
 
 
-def _strip(key: str, prefixes: set[str]) -> str:
+def base_prefixes(base_cfg: dict) -> set[str]:
+    """The prefixes a module path may carry for this base: the usual ones and its own model_type."""
+    return MODEL_PREFIXES | {str(base_cfg.get("model_type", "")).replace("-", "_")}
+
+
+def strip_prefix(key: str, prefixes: set[str]) -> str:
+    """``bert.encoder.layer.0...`` -> ``encoder.layer.0...``: the path without its base-model prefix."""
     first, _, rest = key.partition(".")
     return rest if rest and first in prefixes else key
 
@@ -91,10 +99,10 @@ def lora_keys(adapter_shapes: dict) -> dict[str, dict[str, list[int]]]:
 
 def mismatches(adapter_shapes: dict, adapter_cfg: dict, base: dict[str, list[int]], base_cfg: dict) -> list[str]:
     """Every reason the adapter does not fit the base, most specific first; [] when it fits."""
-    prefixes = _PREFIXES | {str(base_cfg.get("model_type", "")).replace("-", "_")}
+    prefixes = base_prefixes(base_cfg)
     norm_base = {}
     for k, s in base.items():
-        norm_base.setdefault(_strip(k, prefixes), s)
+        norm_base.setdefault(strip_prefix(k, prefixes), s)
     hidden = base_cfg.get("hidden_size") or base_cfg.get("dim") or base_cfg.get("d_model")
     fan_in_fan_out = bool(adapter_cfg.get("fan_in_fan_out"))
 
@@ -107,7 +115,7 @@ def mismatches(adapter_shapes: dict, adapter_cfg: dict, base: dict[str, list[int
         return ["no LoRA tensors (lora_A / lora_B) in the adapter weights"]
 
     for mod, roles in mods.items():
-        path = _strip(mod, prefixes)
+        path = strip_prefix(mod, prefixes)
         w = norm_base.get(path + ".weight")
         if w is None:
             problems.append(f"module {path} is not in the base")
@@ -148,7 +156,7 @@ def mismatches(adapter_shapes: dict, adapter_cfg: dict, base: dict[str, list[int
         if _ROLE.match(k):
             continue
         k = re.sub(r"\.modules_to_save\.[^.]+", "", k)
-        path = _strip(k, prefixes)
+        path = strip_prefix(k, prefixes)
         if path in norm_base:
             if norm_base[path] != shape:
                 problems.append(f"{path}: saved as {shape}, the base has {norm_base[path]}")
@@ -159,7 +167,7 @@ def mismatches(adapter_shapes: dict, adapter_cfg: dict, base: dict[str, list[int
     if isinstance(targets, list):
         base_modules = {k[: -len(".weight")] for k in norm_base if k.endswith(".weight")}
         for t in targets:
-            t = _strip(str(t), prefixes)
+            t = strip_prefix(str(t), prefixes)
             if not any(m == t or m.endswith("." + t) for m in base_modules):
                 problems.append(f"target module {t!r} is not in the base")
     return problems

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from lorakit.errors import StoreError
-from lorakit.store.compat import PEFT_PREFIX, _PREFIXES, _strip
+from lorakit.store.compat import MODEL_PREFIXES, PEFT_PREFIX, base_prefixes, strip_prefix
 
 KOHYA_PREFIXES = ("lora_unet_", "lora_te1_", "lora_te2_", "lora_te_", "lora_transformer_", "lora_")
 DOWN, UP = ".lora_down.weight", ".lora_up.weight"
@@ -35,11 +35,11 @@ def _seq_cls_prefix(model_type: str) -> str:
 
 def module_map(base_shapes: dict, base_cfg: dict) -> dict[str, str]:
     """kohya name (without prefix) -> base module path, for every matrix in the base."""
-    prefixes = _PREFIXES | {str(base_cfg.get("model_type", "")).replace("-", "_")}
+    prefixes = base_prefixes(base_cfg)
     out = {}
     for key, shape in base_shapes.items():
         if key.endswith(".weight") and len(shape) == 2:
-            path = _strip(key, prefixes)[: -len(".weight")]
+            path = strip_prefix(key, prefixes)[: -len(".weight")]
             out[path.replace(".", "_")] = path
     return out
 
@@ -51,7 +51,7 @@ def _lookup(name: str, mapping: dict[str, str]) -> str | None:
             if rest in mapping:
                 return mapping[rest]
             first, _, tail = rest.partition("_")
-            if tail in mapping and first in _PREFIXES:
+            if tail in mapping and first in MODEL_PREFIXES:
                 return mapping[tail]
     return mapping.get(name)
 
