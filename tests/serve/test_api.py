@@ -161,3 +161,32 @@ def test_metrics_are_prometheus_text(tiny_adapters):
     assert "lorakit_queue_texts 0.0" in text
     assert "lorakit_adapters_loaded 1.0" in text
     assert 'lorakit_texts_classified_total{adapter="plain"} 2.0' in text
+
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}  # what `curl -d` sends
+
+
+def test_a_json_body_is_read_whatever_its_content_type(tiny_adapters):
+    with client(tiny_adapters, ("plain",)) as c:
+        body = json.dumps({"adapter": "plain", "texts": ["love fun"]}).encode()
+        for headers in (FORM, {"content-type": "text/plain"}, {}):
+            r = c.post("/v1/classify", content=body, headers=headers)
+            assert r.status_code == 200, (headers, r.text)
+            assert r.json()["results"][0]["label"] in ("positive", "negative", "neutral")
+        r = c.post("/v1/classify", content=b"adapter=plain&texts=x", headers=FORM)
+        assert r.status_code == 422 and err(r)["code"] == "invalid_json"
+        install_adapter(tiny_adapters["flipped"], "flipped-store")
+        r = c.post("/v1/adapters", content=b'{"name": "flipped-store"}', headers=FORM)
+        assert r.status_code == 201, r.text
+
+
+def test_a_browser_form_from_another_page_is_still_refused(tiny_adapters):
+    # A page on any site can make a browser POST a form to localhost without asking first; it carries
+    # an Origin. Only non-browser clients (curl, scripts) get the leniency.
+    with client(tiny_adapters, ("plain",)) as c:
+        install_adapter(tiny_adapters["flipped"], "flipped-store")
+        r = c.post("/v1/adapters", content=b'{"name": "flipped-store"}',
+                   headers={**FORM, "origin": "https://example.com"})
+        assert r.status_code == 415 and err(r)["code"] == "unsupported_media_type"
+        assert [a["name"] for a in c.get("/v1/adapters").json()["adapters"]] == ["plain"]
+

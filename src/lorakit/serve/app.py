@@ -14,7 +14,7 @@ from lorakit.infer import adapters as adapter_files
 from lorakit.infer.engine import AlreadyLoaded, Engine, UnknownAdapter
 from lorakit.serve.batcher import Batcher, QueueFull
 from lorakit.serve.memory import heap_trimmer
-from lorakit.serve.guards import ApiError, BodyLimit, bearer_guard, error_response
+from lorakit.serve.guards import ApiError, BodyLimit, JsonBodies, bearer_guard, error_response
 from lorakit.serve.metrics import Metrics
 from lorakit.serve.schemas import AdapterOut, AdaptersOut, ClassifyResponse, LoadAdapter, classify_request
 from lorakit.serve.settings import Settings
@@ -68,8 +68,9 @@ def create_app(engine: Engine, settings: Settings = Settings()) -> FastAPI:
     async def _unknown(request, e: UnknownAdapter):
         return error_response(404, "unknown_adapter", e.message, loaded=e.loaded)
 
-    # ---- the body limit, inside the request metrics so that 413s are counted too ------------
+    # ---- the body limit and JSON bodies, inside the request metrics so that 413s and 415s are counted
 
+    app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     # ---- metrics of every request (route templates only: no unbounded labels) --------------

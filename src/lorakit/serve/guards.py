@@ -1,4 +1,4 @@
-"""What stands in front of the routes: the body-size limit, the bearer token, the JSON error shape."""
+"""What stands in front of the routes: the body-size limit, JSON bodies, the bearer token, the JSON error shape."""
 
 import json
 import secrets
@@ -58,6 +58,36 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _is_json(content_type: bytes) -> bool:
+    mime = content_type.partition(b";")[0].strip().lower()
+    return mime == b"application/json" or (mime.startswith(b"application/") and mime.endswith(b"+json"))
+
+
+class JsonBodies:
+    """ASGI middleware: a request body is read as JSON whatever its Content-Type, unless a browser sent it.
+
+    ``curl -d '{...}'`` declares application/x-www-form-urlencoded, which FastAPI does not parse as
+    JSON; every route here takes JSON, so the body is parsed as JSON anyway (one that is not JSON
+    gets the invalid_json error). Browsers are the exception: a page on any site can make a browser
+    POST a form or text/plain body to this server with no CORS preflight, and every such request
+    carries an Origin header. Those must declare JSON, which needs a preflight this server never grants.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        if _is_json(dict(scope["headers"]).get(b"content-type", b"")):
+            return await self.app(scope, receive, send)
+        if any(k == b"origin" for k, _ in headers):
+            response = error_response(415, "unsupported_media_type", "send the body with Content-Type: application/json")
+            return await response(scope, receive, send)
+        await self.app({**scope, "headers": [*headers, (b"content-type", b"application/json")]}, receive, send)
 
 
 def bearer_guard(api_key: str | None):
