@@ -15,13 +15,15 @@ from lorakit.store import compat, kohya, pickles, sources
 from lorakit.store.commit import commit
 from lorakit.store.entries import installed_names, model_dir
 from lorakit.store.install import read_json
-from lorakit.store.layout import check_name
+from lorakit.store.layout import NAME_HINT, check_name
 from lorakit.store.safetensors_check import dtypes, parameter_count, read_header, read_metadata, shapes
 
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
 # Small files that travel with an adapter folder (labels, model card, tokenizer).
 EXTRAS = {".json", ".md", ".txt", ".model"}
+BASE_HINT = ("--base takes the name of an installed model (see: lorakit list); "
+             "install a model folder first with: lorakit install FOLDER --name NAME")
 
 
 def _peft_folder_files(src: sources.Source) -> dict[str, Path]:
@@ -133,11 +135,11 @@ def install_adapter(source: str, base: str, name: str | None = None, force: bool
                     sha256: str | None = None, allow_pickle: bool = False, revision: str | None = None) -> dict:
     if not base:
         raise StoreError("an adapter needs its base model", "pass --base NAME (see: lorakit list)")
-    base_dir = model_dir(check_name(base))  # an installed model, not any folder
+    base_dir = model_dir(check_name(base, BASE_HINT))  # an installed model, not any folder
     base_cfg = read_json(base_dir / "config.json", f"{base}: config.json")
     src = sources.resolve(source, revision, sha256=sha256, companions=False)
     default = src.root.name if src.root is not None else src.default_name
-    name = check_name(name or (src.root.parent.name if default == "adapter" and src.root else default))
+    name = check_name(name or (src.root.parent.name if default == "adapter" and src.root else default), NAME_HINT)
     # Conversions go to the system's temp folder: nothing is written to the store before commit().
     with tempfile.TemporaryDirectory(prefix="lorakit-convert-") as tmp:
         workdir = Path(tmp)

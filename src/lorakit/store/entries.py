@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from lorakit.errors import LorakitError, NotInstalledError
+from lorakit.errors import LorakitError, NotInstalledError, StoreError
 from lorakit.store.commit import read_manifest
-from lorakit.store.layout import KIND_WORD, KINDS, entry_dir, home
+from lorakit.store.layout import KIND_WORD, KINDS, entry_dir, home, looks_like_path
 from lorakit.store.sources import ALIASES
 
 
@@ -37,8 +37,13 @@ def find(name: str) -> tuple[str, Path]:
 def model_dir(name: str) -> Path:
     """Folder of an installed base model. A path to an HF-format folder is accepted as is."""
     path = Path(name).expanduser()
-    if ("/" in name or name.startswith(".")) and (path / "config.json").is_file():
-        return path.resolve()
+    if looks_like_path(name) or name.startswith("."):
+        if (path / "config.json").is_file():
+            return path.resolve()
+        why = "not a model folder (no config.json)" if path.is_dir() else "no such model folder"
+        raise StoreError(f"{name}: {why}",
+                         "give a folder with config.json and *.safetensors weights, or an installed model's name "
+                         "(see: lorakit list)")
     d = entry_dir("models", name)
     if read_manifest(d) is None:
         hint = f"run: lorakit install {name}" if name in ALIASES else "run: lorakit install SOURCE --name " + name

@@ -8,7 +8,7 @@ from pathlib import Path
 from lorakit.errors import StoreError
 from lorakit.store import pickles, sources
 from lorakit.store.commit import commit
-from lorakit.store.layout import check_name
+from lorakit.store.layout import NAME_HINT, check_name
 from lorakit.store.safetensors_check import dtypes, parameter_count, read_header
 
 # Code that travels with some hub models; lorakit never runs model code, so it is not installed.
@@ -59,7 +59,7 @@ def validate_weights(files: dict[str, Path]) -> dict[str, dict]:
 def install_model(source: str, name: str | None = None, force: bool = False, revision: str | None = None,
                   sha256: str | None = None, allow_pickle: bool = False) -> dict:
     src = sources.resolve(source, revision, sha256, allow_pickle=allow_pickle)
-    name = check_name(name or src.default_name)
+    name = check_name(name or src.default_name, NAME_HINT)
     files = {r: p for r, p in src.files.items() if Path(r).suffix.lower() not in CODE_SUFFIXES}
     if "config.json" not in files:
         single = len(src.files) == 1 or src.root is None

@@ -22,20 +22,29 @@ MANIFEST = "lorakit-manifest.json"
 KINDS = ("models", "adapters")
 KIND_WORD = {"models": "model", "adapters": "adapter"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME_RULE = "a store name is letters, digits, '.', '_' or '-' (at most 100), starting with a letter or digit"
+LIST_HINT = "see the installed names: lorakit list"
+NAME_HINT = "name it with --name, e.g. --name my-model"
 
 
 def home() -> Path:
     return Path(os.environ.get("LORAKIT_HOME") or Path.home() / ".cache" / "lorakit").expanduser()
 
 
-def check_name(name: str) -> str:
-    """Entry names become folder names: allow only a safe, flat alphabet (no '/', no '..')."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
-        raise StoreError(
-            f"invalid name {name!r}",
-            "use letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. --name my-model",
-        )
-    return name
+def looks_like_path(value: str) -> bool:
+    return "/" in value or os.sep in value or value in (".", "..") or value.startswith("~")
+
+
+def check_name(name: str, hint: str = LIST_HINT) -> str:
+    """Entry names become folder names: allow only a safe, flat alphabet (no '/', no '..').
+
+    ``hint`` is the next step where the name came from: an option to pick another one, or (the
+    default, true for every command that takes a name) where to see the names that exist.
+    """
+    if isinstance(name, str) and _NAME.match(name) and ".." not in name:
+        return name
+    why = "that is a path, not a store name" if isinstance(name, str) and looks_like_path(name) else NAME_RULE
+    raise StoreError(f"invalid name {name!r}: {why}", hint)
 
 
 def entry_dir(kind: str, name: str) -> Path:
