@@ -190,3 +190,12 @@ def test_a_browser_form_from_another_page_is_still_refused(tiny_adapters):
         assert r.status_code == 415 and err(r)["code"] == "unsupported_media_type"
         assert [a["name"] for a in c.get("/v1/adapters").json()["adapters"]] == ["plain"]
 
+
+def test_empty_or_blank_texts_are_422_naming_their_index(tiny_adapters):
+    with client(tiny_adapters, ("plain",)) as c:
+        for blank in ("", "   ", "\t\n", "\u3000"):
+            r = c.post("/v1/classify", json={"adapter": "plain", "texts": ["fine", "also fine", blank]})
+            assert r.status_code == 422, repr(blank)
+            e = err(r)
+            assert e["code"] == "invalid_request" and e["message"].startswith("texts.2: ") and "empty" in e["message"]
+

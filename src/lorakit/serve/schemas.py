@@ -3,8 +3,16 @@
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+def _not_blank(text: str) -> str:
+    # Training drops such rows as bad; a prediction for no words at all would only be the bias.
+    if not text.strip():
+        raise PydanticCustomError("empty_text", "empty or only whitespace")
+    return text
 
 
 def _well_formed(text: str) -> str:
@@ -40,7 +48,7 @@ class LoadAdapter(BaseModel):
 
 
 def classify_request(max_texts: int, max_chars: int) -> type[BaseModel]:
-    Text = Annotated[str, Field(max_length=max_chars), AfterValidator(_well_formed)]
+    Text = Annotated[str, Field(max_length=max_chars), AfterValidator(_not_blank), AfterValidator(_well_formed)]
 
     class ClassifyRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
