@@ -54,23 +54,3 @@ def test_bad_recipe_files(tmp_path):
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(bad)
 
-
-def test_readme_documents_every_recipe_key_with_its_default():
-    from pydantic import BaseModel
-
-    from lorakit.config import RunConfig
-
-    def keys(model, prefix=""):
-        for name, field in model.model_fields.items():
-            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-                yield from keys(field.annotation, f"{prefix}{name}.")
-            else:
-                yield f"{prefix}{name}", field.default
-
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip(" `")
-            for line in readme.splitlines() if line.startswith("| `")}
-    for key, default in keys(RunConfig):
-        assert key in rows, f"README's recipe table lacks {key}"
-        shown = "null" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
-        assert rows[key] == shown or isinstance(default, list), (key, rows[key], default)
