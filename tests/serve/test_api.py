@@ -6,9 +6,9 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
-from lorakit.infer.adapters import load_info
 from lorakit.infer.engine import Engine
 from lorakit.infer.predictor import load
+from lorakit.model.adapters import resolve
 from lorakit.serve.app import create_app
 from lorakit.serve.settings import Settings, with_env_key
 from serve_fixtures import install_adapter, tiny_adapters  # noqa: F401  (fixture)
@@ -19,7 +19,7 @@ TEXTS = ["love fun", "hate sad", "good great the movie", "bad awful the film"]
 def client(ad, names=("plain", "flipped", "binary"), **settings) -> TestClient:
     engine = Engine(str(ad["base"]))
     for n in names:
-        engine.add(n, load_info(ad[n]))
+        engine.add(n, resolve(ad[n]))
     return TestClient(create_app(engine, Settings(**settings)))
 
 

@@ -3,9 +3,9 @@ import shutil
 import pytest
 import torch
 
-from lorakit.infer.adapters import load_info
 from lorakit.infer.engine import AdapterError, Engine, UnknownAdapter
 from lorakit.infer.predictor import load
+from lorakit.model.adapters import resolve
 from serve_fixtures import tiny_adapters  # noqa: F401  (fixture)
 
 LORA = (3, "LORA", None)  # the pool of 3-label LoRA adapters
@@ -15,7 +15,7 @@ TEXTS = ["love fun", "hate sad", "good great the movie", "bad awful the film", "
 def engine_with(ad, *names, **kw) -> Engine:
     e = Engine(str(ad["base"]), **kw)
     for n in names:
-        e.add(n, load_info(ad[n]))
+        e.add(n, resolve(ad[n]))
     return e
 
 
@@ -42,7 +42,7 @@ def test_single_adapter_is_merged_and_unmerged_when_a_second_arrives(tiny_adapte
     single = load(tiny_adapters["plain"]).predict(TEXTS)
     for r, s in zip(e.classify([("plain", t) for t in TEXTS]), single):
         assert_same(r, s)
-    e.add("flipped", load_info(tiny_adapters["flipped"]))
+    e.add("flipped", resolve(tiny_adapters["flipped"]))
     assert not e._pools[LORA].merged
     for r, s in zip(e.classify([("plain", t) for t in TEXTS]), single):
         assert_same(r, s)
@@ -66,14 +66,14 @@ def test_a_failing_load_leaves_the_running_adapters_serving(tiny_adapters, tmp_p
     shutil.copytree(tiny_adapters["flipped"] / "adapter", broken)
     (broken / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
     with pytest.raises(AdapterError, match="cannot load adapter 'bad'"):
-        e.add("bad", load_info(broken))
+        e.add("bad", resolve(broken))
     assert e.names() == ["plain"] and e._pools[LORA].merged
     assert len(e._pools[LORA].model.peft_config) == 1  # the failed load left nothing behind
     after = e.classify([("plain", t) for t in TEXTS])
     for a, b in zip(before, after):
         assert_same(a, b)
     with pytest.raises(AdapterError, match="already loaded"):
-        e.add("plain", load_info(tiny_adapters["plain"]))
+        e.add("plain", resolve(tiny_adapters["plain"]))
 
 
 def test_wrong_base_and_unknown_adapter_are_refused(tiny_adapters, tmp_path):
@@ -83,7 +83,7 @@ def test_wrong_base_and_unknown_adapter_are_refused(tiny_adapters, tmp_path):
     meta = (other / "lorakit.json").read_text().replace(str(tiny_adapters["base"]), "/elsewhere/model")
     (other / "lorakit.json").write_text(meta)
     with pytest.raises(AdapterError, match="trained on base"):
-        e.add("other", load_info(other))
+        e.add("other", resolve(other))
     with pytest.raises(UnknownAdapter) as err:
         e.classify([("plain", "x"), ("nope", "y")])
     assert err.value.loaded == ["plain"]
@@ -130,7 +130,7 @@ def test_every_method_in_one_mixed_batch_matches_its_own_predictor(tiny_adapters
     """rsLoRA and AdaLoRA (uneven rank pattern) stack beside plain LoRA; DoRA gets a pool of its own."""
     e = engine_with(tiny_adapters, "plain")
     for name, run in methods.items():
-        e.add(name, load_info(run))
+        e.add(name, resolve(run))
     names = ["plain", *methods]
     assert set(e._pools) == {LORA, (3, "ADALORA", None), (3, "LORA", "dora")}
     assert e._pools[(3, "LORA", "dora")].merged and len(e._pools[LORA].stacks.slots) == 2
@@ -140,7 +140,7 @@ def test_every_method_in_one_mixed_batch_matches_its_own_predictor(tiny_adapters
     singles = {n: load(runs[n], merge=False).predict(TEXTS) for n in names}
     for (name, text), r in zip(items, results):
         assert_same(r, singles[name][TEXTS.index(text)])
-    e.add("a", load_info(methods["adalora"]))  # AdaLoRA adapters stack with each other, whatever their names
+    e.add("a", resolve(methods["adalora"]))  # AdaLoRA adapters stack with each other, whatever their names
     for r, s in zip(e.classify([(n, t) for n in ("adalora", "a") for t in TEXTS]), 2 * singles["adalora"]):
         assert_same(r, s)
     e.remove("rslora")  # the last one left in the shared pool is merged again

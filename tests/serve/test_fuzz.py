@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from lorakit.infer.adapters import load_info
 from lorakit.infer.engine import Engine
+from lorakit.model.adapters import resolve
 from lorakit.serve.app import create_app
 from lorakit.serve.settings import Settings
 from serve_fixtures import tiny_adapters  # noqa: F401  (fixture)
@@ -31,7 +31,7 @@ routes = st.sampled_from([("POST", "/v1/classify"), ("POST", "/v1/adapters"), ("
 def fuzz_client(tiny_adapters):
     engine = Engine(str(tiny_adapters["base"]))
     for n in ("plain", "binary"):
-        engine.add(n, load_info(tiny_adapters[n]))
+        engine.add(n, resolve(tiny_adapters[n]))
     with TestClient(create_app(engine, Settings(max_texts=8, max_chars=60, max_body_bytes=4096))) as c:
         yield c
 

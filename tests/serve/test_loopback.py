@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import uvicorn
 
-from lorakit.infer.adapters import load_info
 from lorakit.infer.engine import Engine
+from lorakit.model.adapters import resolve
 from lorakit.serve.app import create_app
 from lorakit.serve.settings import Settings
 from serve_fixtures import tiny_adapters  # noqa: F401  (fixture)
@@ -27,7 +27,7 @@ def free_port() -> int:
 def test_1000_requests_from_16_clients_no_5xx(tiny_adapters):
     engine = Engine(str(tiny_adapters["base"]))
     for n in ("plain", "flipped", "binary"):
-        engine.add(n, load_info(tiny_adapters[n]))
+        engine.add(n, resolve(tiny_adapters[n]))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(engine, Settings(max_texts=8)), host="127.0.0.1", port=port,
                                            log_level="error"))

@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lorakit import __version__
 from lorakit.errors import LorakitError, NotInstalledError
-from lorakit.infer import adapters as adapter_files
 from lorakit.infer.engine import AlreadyLoaded, Engine, UnknownAdapter
+from lorakit.model import adapters as adapter_files
 from lorakit.serve.batcher import Batcher, QueueFull
 from lorakit.serve.memory import heap_trimmer
 from lorakit.serve.guards import ApiError, BodyLimit, JsonBodies, bearer_guard, error_response
@@ -122,7 +122,7 @@ def create_app(engine: Engine, settings: Settings = Settings()) -> FastAPI:
             raise ApiError(409, "too_many_adapters", f"{settings.max_adapters} adapters are loaded",
                            hint="DELETE /v1/adapters/NAME first")
         try:
-            info = adapter_files.store_adapter(body.name)  # from the store by name: never a path
+            info = adapter_files.from_store(body.name)  # from the store by name: never a path
             await batcher.call(engine.add, body.name, info)
         except NotInstalledError as e:
             raise ApiError(404, "not_installed", e.message, hint=e.hint) from None

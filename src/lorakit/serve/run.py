@@ -3,8 +3,8 @@
 import os
 
 from lorakit.errors import LorakitError
-from lorakit.infer import adapters as adapter_files
 from lorakit.infer.engine import Engine
+from lorakit.model import adapters as adapter_files
 from lorakit.serve.settings import Settings, with_env_key
 from lorakit.store.layout import check_name
 
