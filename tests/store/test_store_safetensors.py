@@ -94,7 +94,7 @@ def test_header_check_reads_only_the_header(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "open", lambda *a, **k: Spy(real_open(*a, **k)))
     with pytest.raises(StoreError):
         read_header(p)
-    assert reads == [8]
+    assert -1 not in reads and sum(reads) <= 64  # the length and a peek at the header's first bytes, no more
 
 
 def test_mutated_files_give_a_store_error_or_a_valid_table(tmp_path, tiny_model_dir):

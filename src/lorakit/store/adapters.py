@@ -26,13 +26,20 @@ BASE_HINT = ("--base takes the name of an installed model (see: lorakit list); "
              "install a model folder first with: lorakit install FOLDER --name NAME")
 
 
-def _peft_folder_files(src: sources.Source) -> dict[str, Path]:
+# What `lorakit install --adapter SOURCE` takes, for the hint of a source that is none of these.
+ACCEPTED = "give a PEFT adapter folder, a lorakit run folder, or an adapter .safetensors file (PEFT or kohya)"
+CONFIG_HINT = f"fix {CONFIG} (it must hold one JSON object), or save the adapter again with PEFT's save_pretrained"
+
+
+def _peft_folder_files(source: str, src: sources.Source) -> dict[str, Path]:
     root = src.root
     if (root / "adapter" / CONFIG).is_file():  # a lorakit run folder: its adapter/ holds the adapter
         root = root / "adapter"
     if not (root / CONFIG).is_file():
-        raise StoreError(f"{src.description}: no {CONFIG} here",
-                         "give a PEFT adapter folder, a run folder, or a single adapter .safetensors file")
+        if (root / "config.json").is_file():
+            raise StoreError(f"{source}: no {CONFIG} here: it holds a base model, not an adapter",
+                             f"install it as a model: lorakit install {source}")
+        raise StoreError(f"{source}: no {CONFIG} here", ACCEPTED)
     files = sources.folder_files(root)
     return {r: p for r, p in files.items() if "/" not in r and (r == WEIGHTS or pickles.is_pickle(r)
                                                               or Path(r).suffix in EXTRAS)}
@@ -60,14 +67,16 @@ def _single_file(path: Path, rel: str, base_shapes: dict, base_cfg: dict, allow_
         if not allow_pickle:
             raise pickles.refuse(str(path), [rel])
         path = pickles.convert(path, rel, workdir / "converted.safetensors")
-    elif not rel.endswith(".safetensors"):
-        raise StoreError(f"{rel}: not an adapter file", "give a .safetensors adapter or a PEFT adapter folder")
+    elif not rel.lower().endswith(".safetensors"):
+        suffix = Path(rel).suffix.lower()
+        raise StoreError(f"{rel} is not an adapter file ({f'a {suffix} file' if suffix else 'no suffix'})", ACCEPTED)
     header = read_header(path)
     if kohya.is_kohya(header):
         out = kohya.convert(path, header, base_shapes, base_cfg, workdir / "peft")
         return {CONFIG: out / CONFIG, WEIGHTS: out / WEIGHTS}
     if not compat.lora_keys(shapes(header)):
-        raise StoreError(f"{rel}: not a LoRA adapter (no lora_A/lora_B or lora_down/lora_up tensors)")
+        raise StoreError(f"{rel}: not a LoRA adapter (no lora_A/lora_B or lora_down/lora_up tensors)",
+                         f"{ACCEPTED}; a base model's weights install with: lorakit install {path}")
     config = path.parent / CONFIG
     if not config.is_file() or config.is_symlink():
         config = _infer_config(header, workdir)
@@ -76,7 +85,8 @@ def _single_file(path: Path, rel: str, base_shapes: dict, base_cfg: dict, allow_
             try:
                 alpha = float(meta["lora_alpha"])
             except ValueError:
-                raise StoreError(f"{rel}: metadata lora_alpha {meta['lora_alpha'][:30]!r} is not a number") from None
+                raise StoreError(f"{rel}: metadata lora_alpha {meta['lora_alpha'][:30]!r} is not a number",
+                                 f"put an {CONFIG} with the right lora_alpha beside the file") from None
             cfg = read_json(config, CONFIG)
             cfg["lora_alpha"] = alpha
             config.write_text(json.dumps(cfg, indent=2))
@@ -105,7 +115,8 @@ def check_fits(adapter_shapes: dict, adapter_cfg: dict, base: str, what: str) ->
                          "fix adapter_config.json, or save the adapter again with PEFT")
     d = model_dir(base)
     problems = compat.mismatches(adapter_shapes, adapter_cfg, compat.base_shapes(d),
-                                 read_json(d / "config.json", f"{base}: config.json"))
+                                 read_json(d / "config.json", f"{base}: config.json",
+                                           f"check it: lorakit verify {base}"))
     if problems:
         others = fits_elsewhere(adapter_shapes, adapter_cfg, base)
         plural = "s" if len(others) > 1 else ""
@@ -136,7 +147,7 @@ def install_adapter(source: str, base: str, name: str | None = None, force: bool
     if not base:
         raise StoreError("an adapter needs its base model", "pass --base NAME (see: lorakit list)")
     base_dir = model_dir(check_name(base, BASE_HINT))  # an installed model, not any folder
-    base_cfg = read_json(base_dir / "config.json", f"{base}: config.json")
+    base_cfg = read_json(base_dir / "config.json", f"{base}: config.json", f"check the store: lorakit verify {base}")
     src = sources.resolve(source, revision, sha256=sha256, companions=False)
     default = src.root.name if src.root is not None else src.default_name
     name = check_name(name or (src.root.parent.name if default == "adapter" and src.root else default), NAME_HINT)
@@ -144,7 +155,7 @@ def install_adapter(source: str, base: str, name: str | None = None, force: bool
     with tempfile.TemporaryDirectory(prefix="lorakit-convert-") as tmp:
         workdir = Path(tmp)
         if src.root is not None:
-            files = _peft_folder_files(src)
+            files = _peft_folder_files(source, src)
             weights = [r for r in files if r == WEIGHTS or pickles.is_pickle(r)]
             if WEIGHTS not in files:
                 if not weights:
@@ -157,7 +168,7 @@ def install_adapter(source: str, base: str, name: str | None = None, force: bool
             (rel, path), = src.files.items()
             files = _single_file(path, rel, compat.base_shapes(base_dir), base_cfg, allow_pickle, workdir)
         header = read_header(files[WEIGHTS])
-        cfg = read_json(files[CONFIG], f"{source}: {CONFIG}")
+        cfg = read_json(files[CONFIG], f"{source}: {CONFIG}", CONFIG_HINT)
         check_fits(shapes(header), cfg, base, f"adapter {name!r}")
         meta = {
             "source": src.description,

@@ -76,7 +76,8 @@ def _download(url: str, part: Path) -> None:
             return
         if e.code == 404:
             raise NotFound(f"cannot download {url}: HTTP 404 not found", "check the URL") from None
-        raise StoreError(f"cannot download {url}: HTTP {e.code} {e.reason}") from None
+        raise StoreError(f"cannot download {url}: HTTP {e.code} {e.reason}",
+                         "check the URL, or download the file yourself and install it from disk") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise StoreError(f"cannot download {url}: {reason}", "check the URL and your network, then run again") from None

@@ -82,7 +82,7 @@ def show(name: str) -> dict:
     m = dict(read_manifest(d))
     m["path"] = str(d)
     if kind == "models":
-        cfg = read_json(d / "config.json", "config.json")
+        cfg = read_json(d / "config.json", f"{name}: config.json", f"check it: lorakit verify {name}")
         base = compat.base_shapes(d)
         fits = []
         for a in installed_names("adapters"):
@@ -96,6 +96,6 @@ def show(name: str) -> dict:
         m["adapters_that_fit"] = fits
     else:
         sh = shapes(read_header(d / "adapter_model.safetensors"))
-        cfg = read_json(d / "adapter_config.json", "adapter_config.json")
+        cfg = read_json(d / "adapter_config.json", f"{name}: adapter_config.json", f"check it: lorakit verify {name}")
         m["fits_bases"] = adapters.fits_elsewhere(sh, cfg, skip="")
     return m

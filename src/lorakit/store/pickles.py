@@ -85,7 +85,8 @@ def convert_index(path: Path, out: Path) -> Path:
         index = json.loads(path.read_text())
         index["weight_map"] = {k: safetensors_name(v) for k, v in index["weight_map"].items()}
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise StoreError(f"{path.name}: malformed checkpoint index") from None
+        raise StoreError(f"{path.name}: malformed checkpoint index (no weight_map of tensor names to files)",
+                         f"remove {path.name} if the weights are one file, or fix its weight_map") from None
     out.write_text(json.dumps(index, indent=2))
     return out
 

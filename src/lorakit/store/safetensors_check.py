@@ -39,19 +39,38 @@ def _bad(path: Path, why: str) -> StoreError:
                       "the file is corrupt, truncated or crafted; download it again from a trusted source")
 
 
+def _not_safetensors(path: Path, head: bytes, why: str = "its header is not valid") -> StoreError:
+    """A file that is something else under a .safetensors name: say what it looks like, when that is known."""
+    start = head.lstrip().lower()
+    if head.startswith(b"version https://git-lfs"):
+        return StoreError(f"{path.name} is not a safetensors file: it is a Git LFS pointer, not the weights",
+                          "fetch the real file (git lfs pull in its repository), or download it again")
+    if start.startswith((b"<!doctype html", b"<html")):
+        return StoreError(f"{path.name} is not a safetensors file: it is a web page",
+                          "download the file itself (on the hub, its .../resolve/main/... address)")
+    if head.startswith(b"PK\x03\x04") or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        return StoreError(f"{path.name} is not a safetensors file: it is a pickled (torch.save) checkpoint",
+                          "give it its real suffix (.bin or .pt) and pass --allow-pickle to convert it")
+    return StoreError(f"{path.name} is not a safetensors file ({why})",
+                      "give the weights file itself: a .safetensors file written by safetensors or save_pretrained")
+
+
 def read_header(path: Path) -> dict:
     """Return the validated tensor table {name: {dtype, shape, data_offsets}} of a safetensors file."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         raw = f.read(8)
         if len(raw) < 8:
-            raise _bad(path, f"shorter than 8 bytes ({size} bytes)")
+            raise _not_safetensors(path, raw, f"shorter than 8 bytes: {size} bytes")
         (n,) = struct.unpack("<Q", raw)
+        first = f.read(1)  # a header is a JSON object: a file that says otherwise is no safetensors file
+        if (n > MAX_HEADER or 8 + n > size) and first != b"{":
+            raise _not_safetensors(path, raw + first + f.read(55))
         if n > MAX_HEADER:
             raise _bad(path, f"header claims {n:,} bytes (limit {MAX_HEADER:,})")
         if 8 + n > size:
             raise _bad(path, f"header claims {n:,} bytes but the file has {size:,} (truncated?)")
-        raw = f.read(n)
+        raw = first + f.read(n - 1) if n else b""
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:

@@ -28,6 +28,7 @@ class Source:
     default_name: str
     root: Path | None = None  # the folder, when the source is one
     pins: dict = field(default_factory=dict)  # revision / sha256 recorded in the manifest
+    file: Path | None = None  # the file, when the source is one file (its companions ride along in files)
 
 
 def package_dir(module: str, subdir: str = "", pip_name: str | None = None) -> Path:
@@ -46,7 +47,8 @@ def package_dir(module: str, subdir: str = "", pip_name: str | None = None) -> P
     if not path.is_relative_to(base):
         raise StoreError(f"pip:{pip_name or module}/{subdir}: the folder must stay inside the package")
     if not path.exists():
-        raise StoreError(f"package {pip_name or module!r} has no {subdir!r} folder")
+        raise StoreError(f"package {pip_name or module!r} has no {subdir!r} folder",
+                         f"see the package's files: pip show -f {pip_name or module}")
     return path
 
 
@@ -90,7 +92,7 @@ def _file_source(path: Path, description: str, companions: bool) -> Source:
             sib = path.parent / n
             if sib.is_file() and not sib.is_symlink() and n not in files:
                 files[n] = sib
-    return Source(files, description, path.stem)
+    return Source(files, description, path.stem, file=path)
 
 
 def resolve(source: str, revision: str | None = None, sha256: str | None = None, companions: bool = True,
@@ -123,7 +125,7 @@ def resolve(source: str, revision: str | None = None, sha256: str | None = None,
     if path.is_file():
         return _file_source(path.resolve(), f"file:{path.resolve()}", companions)
     if path.exists():
-        raise StoreError(f"{source}: not a regular file or folder")
+        raise StoreError(f"{source}: not a regular file or folder", "give a model folder or a weights file")
     if source.count("/") == 1 and not source.startswith((".", "/", "~")):
         return _from_hub(source, revision, allow_pickle)
     raise StoreError(
@@ -155,7 +157,9 @@ def _from_hub(repo_id: str, revision: str | None, allow_pickle: bool = False) ->
         raise StoreError(f"hub repository {repo_id!r} not found",
                          "check the id, or log in for a private repo") from None
     except HfHubHTTPError as e:
-        raise StoreError(f"cannot download {repo_id!r}: {str(e).splitlines()[0]}") from None
+        raise StoreError(f"cannot download {repo_id!r}: {str(e).splitlines()[0]}",
+                         "check the id and --revision, or install from a local folder: lorakit install ./path/to/model"
+                         ) from None
     except (OSError, ValueError) as e:
         raise StoreError(
             f"cannot download {repo_id!r}: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}",
