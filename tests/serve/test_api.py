@@ -199,3 +199,27 @@ def test_empty_or_blank_texts_are_422_naming_their_index(tiny_adapters):
             e = err(r)
             assert e["code"] == "invalid_request" and e["message"].startswith("texts.2: ") and "empty" in e["message"]
 
+
+def test_adapter_may_be_left_out_when_exactly_one_is_loaded(tiny_adapters):
+    with client(tiny_adapters, ("plain",)) as c:
+        r = c.post("/v1/classify", json={"texts": TEXTS})
+        assert r.status_code == 200, r.text
+        assert r.json()["adapter"] == "plain"
+    with client(tiny_adapters, ("plain", "binary")) as c:
+        r = c.post("/v1/classify", json={"texts": TEXTS})
+        assert r.status_code == 422
+        assert err(r)["code"] == "adapter_required" and err(r)["loaded"] == ["binary", "plain"]
+        assert "binary, plain" in err(r)["message"]
+    with client(tiny_adapters, ()) as c:
+        r = c.post("/v1/classify", json={"texts": TEXTS})
+        assert r.status_code == 422 and err(r)["loaded"] == [] and "POST /v1/adapters" in err(r)["hint"]
+
+
+def test_each_result_carries_its_text_as_predict_prints_it(tiny_adapters):
+    want = load(tiny_adapters["plain"]).predict(TEXTS)
+    with client(tiny_adapters, ("plain",)) as c:
+        r = c.post("/v1/classify", json={"adapter": "plain", "texts": TEXTS})
+    got = r.json()["results"]
+    assert [x["text"] for x in got] == TEXTS
+    assert list(got[0]) == ["text", "label", "probs"]  # the order of `lorakit predict`'s JSON lines
+    assert [x["label"] for x in got] == [w["label"] for w in want]

@@ -13,8 +13,8 @@ from lorakit.errors import LorakitError, NotInstalledError
 from lorakit.infer.engine import AlreadyLoaded, Engine, UnknownAdapter
 from lorakit.model import adapters as adapter_files
 from lorakit.serve.batcher import Batcher, QueueFull
-from lorakit.serve.memory import heap_trimmer
 from lorakit.serve.guards import ApiError, BodyLimit, JsonBodies, bearer_guard, error_response
+from lorakit.serve.memory import heap_trimmer
 from lorakit.serve.metrics import Metrics
 from lorakit.serve.schemas import AdapterOut, AdaptersOut, ClassifyResponse, LoadAdapter, classify_request
 from lorakit.serve.settings import Settings
@@ -23,6 +23,18 @@ from lorakit.serve.settings import Settings
 def _adapter_out(engine: Engine, name: str) -> AdapterOut:
     info = engine.adapters[name]
     return AdapterOut(name=name, labels=info.labels, base=info.base, max_length=info.max_length)
+
+
+def _the_only_adapter(engine: Engine) -> str:
+    """The adapter of a request that names none: there must be exactly one."""
+    names = engine.names()
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ApiError(422, "adapter_required", "no adapter is loaded", loaded=[],
+                       hint='POST /v1/adapters {"name": NAME} first')
+    raise ApiError(422, "adapter_required", f'{len(names)} adapters are loaded: give "adapter", one of '
+                   f'{", ".join(names)}', loaded=names)
 
 
 def create_app(engine: Engine, settings: Settings = Settings()) -> FastAPI:
@@ -97,17 +109,19 @@ def create_app(engine: Engine, settings: Settings = Settings()) -> FastAPI:
     @app.post("/v1/classify", tags=["classify"], dependencies=auth, response_model=ClassifyResponse,
               responses={404: {"description": "unknown adapter"}, 503: {"description": "queue full"}})
     async def classify(body: ClassifyRequest) -> ClassifyResponse:
-        if body.adapter not in engine.adapters:
-            raise engine.unknown(body.adapter)
+        adapter = body.adapter or _the_only_adapter(engine)
+        if adapter not in engine.adapters:
+            raise engine.unknown(adapter)
         try:
-            results = await batcher.submit(body.adapter, body.texts, settings.request_timeout_s)
+            results = await batcher.submit(adapter, body.texts, settings.request_timeout_s)
         except QueueFull:
             raise ApiError(503, "queue_full", f"more than {settings.max_queue} texts are waiting; retry shortly",
                            headers={"Retry-After": "1"}) from None
         except TimeoutError:
             raise ApiError(504, "timeout", f"not classified within {settings.request_timeout_s:g} s") from None
-        metrics.texts.labels(body.adapter).inc(len(results))
-        return ClassifyResponse(adapter=body.adapter, results=results)
+        metrics.texts.labels(adapter).inc(len(results))
+        # each result with its text, as `lorakit predict` prints them
+        return ClassifyResponse(adapter=adapter, results=[{"text": t, **r} for t, r in zip(body.texts, results)])
 
     @app.get("/v1/adapters", tags=["adapters"], dependencies=auth)
     async def list_adapters() -> AdaptersOut:

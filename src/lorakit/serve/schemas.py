@@ -21,6 +21,7 @@ def _well_formed(text: str) -> str:
 
 
 class Prediction(BaseModel):
+    text: str
     label: str
     probs: dict[str, float]
 
@@ -52,7 +53,9 @@ def classify_request(max_texts: int, max_chars: int) -> type[BaseModel]:
 
     class ClassifyRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        adapter: str = Field(min_length=1, max_length=100, description="A loaded adapter (GET /v1/adapters).")
+        adapter: str | None = Field(None, min_length=1, max_length=100,
+                                    description="A loaded adapter (GET /v1/adapters); may be left out when "
+                                                "exactly one is loaded.")
         texts: list[Text] = Field(min_length=1, max_length=max_texts, description="Texts to classify.")
 
     return ClassifyRequest
