@@ -10,12 +10,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from lorakit.errors import StoreError
+from lorakit.errors import NotInstalledError, StoreError
 from lorakit.store import compat, kohya, pickles, sources
-from lorakit.store.commit import commit
-from lorakit.store.entries import installed_names, model_dir
+from lorakit.store.commit import commit, read_manifest
+from lorakit.store.entries import installed_from, installed_names, model_dir
 from lorakit.store.install import read_json
-from lorakit.store.layout import NAME_HINT, check_name
+from lorakit.store.layout import NAME_HINT, check_name, entry_dir, home, looks_like_path
 from lorakit.store.safetensors_check import dtypes, parameter_count, read_header, read_metadata, shapes
 
 WEIGHTS = "adapter_model.safetensors"
@@ -142,13 +142,47 @@ def method(cfg: dict) -> str:
     return "rslora" if cfg.get("use_rslora") else "lora"
 
 
-def install_adapter(source: str, base: str, name: str | None = None, force: bool = False,
+def recorded_base(source: str, src: sources.Source) -> str:
+    """The installed base model a lorakit run (or an adapter saved by lorakit) records in its lorakit.json.
+
+    lorakit.json holds the base as given to train: a store name, or a model folder, in which case the
+    installed model whose source is that folder is the base.
+    """
+    ask = "pass --base NAME (see: lorakit list)"
+    folder = src.root
+    if folder is not None and (folder / "adapter" / CONFIG).is_file():  # a run folder: its adapter/ records it
+        folder = folder / "adapter"
+    if folder is None or not (folder / "lorakit.json").is_file():
+        raise StoreError("an adapter needs its base model", ask)
+    meta = read_json(folder / "lorakit.json", f"{source}: lorakit.json", ask)
+    base = meta.get("base")
+    if not isinstance(base, str) or not base:
+        raise StoreError(f"{source}: lorakit.json records no base model", ask)
+    if not (looks_like_path(base) or base.startswith(".")):
+        check_name(base, ask)
+        if read_manifest(entry_dir("models", base)) is None:
+            how = f"lorakit install {base}" if base in sources.ALIASES else f"lorakit install SOURCE --name {base}"
+            raise NotInstalledError(f"the adapter's base model {base!r} (from its lorakit.json) is not installed "
+                                    f"in {home()}", f"install it first: {how}; or pass --base NAME")
+        return base
+    folders = {Path(p).expanduser().resolve() for p in (base, meta.get("base_path")) if isinstance(p, str) and p}
+    for folder in sorted(folders):
+        names = installed_from(folder)
+        if names:
+            return names[0]
+    raise NotInstalledError(f"the adapter's base, the model folder {base} (from its lorakit.json), is not installed "
+                            f"in {home()}", f"install it first: lorakit install {base}; or pass --base NAME")
+
+
+def install_adapter(source: str, base: str | None = None, name: str | None = None, force: bool = False,
                     sha256: str | None = None, allow_pickle: bool = False, revision: str | None = None) -> dict:
-    if not base:
-        raise StoreError("an adapter needs its base model", "pass --base NAME (see: lorakit list)")
-    base_dir = model_dir(check_name(base, BASE_HINT))  # an installed model, not any folder
-    base_cfg = read_json(base_dir / "config.json", f"{base}: config.json", f"check the store: lorakit verify {base}")
+    """Install ``source`` as an adapter of the installed model ``base`` (default: the base a run records)."""
+    if base:
+        model_dir(check_name(base, BASE_HINT))  # an installed model, not any folder: checked before any download
     src = sources.resolve(source, revision, sha256=sha256, companions=False)
+    base = base or recorded_base(source, src)
+    base_dir = model_dir(base)
+    base_cfg = read_json(base_dir / "config.json", f"{base}: config.json", f"check the store: lorakit verify {base}")
     default = src.root.name if src.root is not None else src.default_name
     name = check_name(name or (src.root.parent.name if default == "adapter" and src.root else default), NAME_HINT)
     # Conversions go to the system's temp folder: nothing is written to the store before commit().
@@ -201,6 +235,4 @@ def read_json_list(path: Path) -> list | None:
 
 
 def _manifest_files(d: Path) -> dict:
-    from lorakit.store.commit import read_manifest
-
     return (read_manifest(d) or {}).get("files", {})

@@ -15,6 +15,12 @@ def installed_names(kind: str) -> list[str]:
     return sorted(d.name for d in root.iterdir() if d.is_symlink() and read_manifest(d) is not None)
 
 
+def installed_from(folder: Path) -> list[str]:
+    """Installed models whose source is the local folder ``folder``."""
+    want = f"dir:{folder.resolve()}"
+    return [n for n in installed_names("models") if (read_manifest(entry_dir("models", n)) or {}).get("source") == want]
+
+
 def list_entries() -> list[dict]:
     out = []
     for kind in KINDS:

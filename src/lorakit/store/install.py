@@ -63,8 +63,9 @@ def validate_weights(files: dict[str, Path]) -> dict[str, dict]:
     return {rel: read_header(p) for rel, p in files.items() if rel.endswith(".safetensors")}
 
 
-def _adapter_hint(source: str) -> str:
-    return f"install it as an adapter: lorakit install --adapter {source} --base BASE"
+def _adapter_hint(source: str, files: dict[str, Path]) -> str:
+    run = "lorakit.json" in files or "adapter/lorakit.json" in files  # lorakit's own: it records its base
+    return f"install it as an adapter: lorakit install --adapter {source}" + ("" if run else " --base BASE")
 
 
 def _check_is_a_model(source: str, src: sources.Source, files: dict[str, Path], headers: dict[str, dict]) -> None:
@@ -76,9 +77,9 @@ def _check_is_a_model(source: str, src: sources.Source, files: dict[str, Path], 
                              ACCEPTED)
         header = headers.get(src.file.name, {})
         if compat.lora_keys(shapes(header)) or kohya.is_kohya(header):
-            raise StoreError(f"{source} is a LoRA adapter, not a base model", _adapter_hint(source))
+            raise StoreError(f"{source} is a LoRA adapter, not a base model", _adapter_hint(source, files))
     elif "adapter_config.json" in files or "adapter/adapter_config.json" in files:
-        raise StoreError(f"{source} holds a LoRA adapter, not a base model", _adapter_hint(source))
+        raise StoreError(f"{source} holds a LoRA adapter, not a base model", _adapter_hint(source, files))
     if "config.json" not in files:
         raise StoreError(f"{source}: no config.json",
                          f"put the model's config.json next to {src.file.name}" if src.file is not None else
