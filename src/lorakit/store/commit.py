@@ -14,6 +14,7 @@ from pathlib import Path
 from lorakit.errors import StoreError
 from lorakit.store import hashcache
 from lorakit.store.blobs import fsync_dir, has_blob, link_blob, publish_blob, sha256_file, stage_blob, sync_files
+from lorakit.store.integrity import damaged_files
 from lorakit.store.layout import KIND_WORD, KINDS, MANIFEST, blob_dir, entry_dir, home, tmp_dir, versions_dir
 from lorakit.store.locks import name_lock, store_lock
 
@@ -75,19 +76,25 @@ def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool
         name_clash()
         link = entry_dir(kind, name)
         current = read_manifest(link) if link.is_symlink() else None
+        repaired: list[str] = []
         if current is not None:
             for rel, p in files.items():  # hash without copying: an identical install is reused
                 if digests[rel] is None:
                     digests[rel] = sha256_file(p)
                     hashcache.remember(cache, p, digests[rel])
             same = {rel: f["sha256"] for rel, f in current["files"].items()} == digests
-            if same and not force and all(has_blob(d) for d in digests.values()):
-                hashcache.save(cache)
-                return {**current, "reused": True}
-            if not force:
+            if same and not force:
+                # The same content again: reuse the entry if it is intact, else this install is its repair.
+                damaged = damaged_files(link, current, cache, trust_cache=True)
+                lost = {rel for rel, d in digests.items() if not has_blob(d)}
+                if not damaged and not lost:
+                    hashcache.save(cache)
+                    return {**current, "reused": True}
+                repaired = sorted(damaged.keys() | lost)
+            elif not force:
                 raise StoreError(f"{word} {name!r} is already installed (from {current.get('source')})",
                                  "use --force to replace it, or --name to pick another name")
-        if force:  # --force is also the repair after verify: drop blobs whose content no longer matches
+        if force or repaired:  # drop blobs whose content no longer matches: they are copied again from the source
             for d in {d for d in digests.values() if d and has_blob(d)}:
                 if sha256_file(blob_dir() / d) != d:
                     (blob_dir() / d).unlink()
@@ -122,6 +129,9 @@ def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool
                 json.dump(manifest, f, indent=2)
             _fsync_tree(staging)
             old = _swap_in(kind, name, staging)
+            for rel, f in manifest_files.items():  # hashed while copied: a reinstall need not read them again
+                if f["sha256"] in staged:
+                    hashcache.remember(cache, link / rel, f["sha256"])
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             for path in staged.values():
@@ -129,4 +139,4 @@ def commit(kind: str, name: str, files: dict[str, Path], meta: dict, force: bool
         if old is not None and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
         hashcache.save(cache)
-    return manifest
+    return {**manifest, "repaired": repaired} if repaired else manifest

@@ -1,8 +1,8 @@
-"""Remember the sha256 of source files by their stat signature, as git's index does.
+"""Remember the sha256 of files by their stat signature, as git's index does.
 
-Re-installing identical content then costs a stat per file instead of a full read. The
-signature includes the inode change time, which no user tool can set back, so an edited
-file always misses the cache.
+Re-installing identical content then costs a stat per file instead of a full read, both for
+the source files and for the installed ones it is checked against. The signature includes the
+inode change time, which no user tool can set back, so an edited file always misses the cache.
 """
 
 import json
@@ -38,6 +38,10 @@ def lookup(cache: dict, path: Path) -> str | None:
 
 def remember(cache: dict, path: Path, digest: str) -> None:
     cache[str(path)] = [signature(path), digest]
+
+
+def forget(cache: dict, path: Path) -> None:
+    cache.pop(str(path), None)
 
 
 def save(cache: dict) -> None:
