@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 
-from lorakit import data as datasets  # noqa: E402
+from lorakit.tasks.classification.data import prepare  # noqa: E402
 from lorakit.config import load_config  # noqa: E402
 from lorakit.evaluation.baselines import baselines  # noqa: E402
 
@@ -24,7 +24,7 @@ def main() -> None:
     for name, limits in (("tweets-sentiment", [None, 4000]), ("bbc-news", [None])):
         for limit in limits:
             cfg = load_config(RECIPES / f"{name}.yaml", {"data.limit": limit})
-            s = datasets.prepare(cfg.data)
+            s = prepare(cfg.data)
             train_texts, train_labels = s.train.texts + s.val.texts, s.train.labels + s.val.labels
             if limit:  # the same number of training examples a `data.limit` run sees, stratified
                 from lorakit.data.splits import stratified_take

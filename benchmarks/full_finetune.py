@@ -31,11 +31,12 @@ def main() -> None:
     a = p.parse_args()
 
     from lorakit.config import load_config
-    from lorakit.data import prepare, read_split
+    from lorakit.data import read_split
     from lorakit.data.batching import bucket_batches, collate, encode
-    from lorakit.infer.logits import batched_logits
+    from lorakit.model.forward import batched_logits
     from lorakit.store import model_dir
-    from lorakit.training.model import load_base
+    from lorakit.tasks.classification.data import prepare
+    from lorakit.tasks.classification.model import load_classifier as load_base
 
     run = Path(a.runs) / f"accuracy-{a.name}"
     cfg = load_config(run / "config.yaml")

@@ -83,14 +83,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from lorakit.training.model import quiet_transformers
+    from lorakit.model.load import quiet_transformers
 
     quiet_transformers()  # no load reports or bars in the output, for both sides
     run = prepare(Path(a.work), a.n)
     texts, gold = test_split(run, a.n)
 
     from lorakit.infer.predictor import load
-    from lorakit.infer.adapters import load_info
+    from lorakit.model.adapters import resolve as load_info
     from lorakit.store import model_dir
     from reference import predict_pipeline as reference
 

@@ -87,14 +87,14 @@ def main() -> None:
     if a.side:
         return lorakit_side(a.model_dir, a.examples, a.val, a.threads, a.out_dir)
 
-    from lorakit.config import DataArgs
-    from lorakit.data import prepare, write_split
+    from lorakit.data import write_split
+    from lorakit.tasks.classification.data import ClassificationData, prepare
     from lorakit.store.sources import ALIASES, package_dir
 
     model_dir = str(package_dir(*ALIASES["minilm"]))
     with tempfile.TemporaryDirectory() as tmp:
         # The exact examples lorakit will train on (its splits are deterministic), for the reference.
-        s = prepare(DataArgs(dataset="tweets-sentiment", limit=a.examples, val_limit=a.val, max_length=HP["max_length"]))
+        s = prepare(ClassificationData(dataset="tweets-sentiment", limit=a.examples, val_limit=a.val, max_length=HP["max_length"]))
         write_split(s.train, Path(tmp) / "train.jsonl")
         write_split(s.val, Path(tmp) / "val.jsonl")
         here = Path(__file__).parent

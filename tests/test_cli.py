@@ -101,7 +101,7 @@ def test_user_errors_are_one_line_and_exit_1(tmp_path, tiny_csv, tiny_model_dir,
     assert_user_error(r, "1 bad row (line 3: empty text)")
     assert "data.on_bad_rows=skip" in r.stderr
 
-    assert_user_error(lorakit("eval", tmp_path / "nope"), "no saved test split")
+    assert_user_error(lorakit("eval", tmp_path / "nope"), "not found")
     assert_user_error(lorakit("predict", tmp_path / "nope", "x"), "not found")
     assert_user_error(lorakit("install", tmp_path / "nope"), "no such folder, file, alias or hub id")
     assert_user_error(lorakit("install", "someorg/somemodel"), "cannot download 'someorg/somemodel'")

@@ -28,7 +28,7 @@ def test_python_api_overrides_keep_types():
 @pytest.mark.parametrize("override, message", [
     ("train.lr=-1", "train.lr: input should be greater than 0, got -1"),
     ("train.lrr=1", "unknown key 'train.lrr' (allowed here: epochs, batch_size, micro_batch_size, max_tokens_per_pass, lr,"),
-    ("bogus=1", "unknown key 'bogus' (allowed here: name, out_dir, base, data, lora, train)"),
+    ("bogus=1", "unknown key 'bogus' (allowed here: task, name, out_dir, base, data, lora, train)"),
     ("lora.method=qlora", "lora.method: input should be 'lora', 'rslora', 'dora' or 'adalora', got 'qlora'"),
     ("data.on_bad_rows=drop", "data.on_bad_rows: input should be 'error' or 'skip'"),
     ("name=../x", "name: value error, must be a plain folder name"),

@@ -5,8 +5,7 @@ from collections import Counter
 
 import pytest
 
-from lorakit.config import DataArgs
-from lorakit.data import prepare
+from lorakit.tasks.classification.data import ClassificationData as DataArgs, prepare
 from lorakit.data.builtin import bbc_news, imdb, tweets_sentiment
 from lorakit.data.files import read_file
 from lorakit.data.splits import stratified_take

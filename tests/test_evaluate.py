@@ -3,7 +3,7 @@ import json
 import pytest
 
 from lorakit.errors import RunError
-from lorakit.evaluation.metrics import classification_metrics
+from lorakit.tasks.classification.metrics import classification_metrics
 from lorakit.evaluation.report import evaluate
 
 

@@ -8,7 +8,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from lorakit.training.dropout import use_fast_dropout
 from lorakit.training import fused_lora
 from lorakit.training.fused_lora import use_fused_lora
-from lorakit.training.model import frozen_base_in_bf16
+from lorakit.model.peft import frozen_base_in_bf16
 
 
 def _pair(**lora):

@@ -65,10 +65,12 @@ def test_bf16_on_a_cpu_trains_fp32_weights_over_a_bf16_base(tmp_path, tiny_csv, 
     from safetensors.torch import load_file
 
     from lorakit.config import LoraArgs
-    from lorakit.training.model import add_adapter, frozen_base_in_bf16, load_base
+    from lorakit.model.peft import add_adapter, frozen_base_in_bf16
+    from lorakit.tasks import get
 
-    model, tokenizer = load_base(tiny_model_dir, ["a", "b"])
-    model = add_adapter(model, LoraArgs(), 10)
+    task = get("classification")
+    model, tokenizer = task.load_model(tiny_model_dir, {"labels": ["a", "b"]})
+    model = add_adapter(model, LoraArgs(), task.peft_task_type, task.target_presets, 10)
     frozen_base_in_bf16(model)
     dtypes = {(p.requires_grad, p.dtype) for p in model.parameters()}
     assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}

@@ -3,49 +3,20 @@
 Every field has a docstring; a wrong key or value is reported as ``section.key: what is wrong``.
 """
 
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
+from lorakit import tasks
+from lorakit.data.args import DataArgs, Section
+from lorakit.data.builtin import BUILTIN
 from lorakit.errors import ConfigError
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class DataArgs(_Section):
-    dataset: str = "tweets-sentiment"
-    """Built-in dataset name (tweets-sentiment, bbc-news, imdb) or a .csv/.jsonl/.parquet file."""
-    path: str | None = None
-    """For imdb: the aclImdb/ folder or aclImdb_v1.tar.gz. Otherwise unused."""
-    text_column: str = "text"
-    """Column holding the text (files only)."""
-    label_column: str = "label"
-    """Column holding the label (files only)."""
-    labels: list[str] | None = None
-    """Allowed labels in order; other labels are bad rows. Default: the sorted labels found."""
-    on_bad_rows: Literal["error", "skip"] = "error"
-    """What to do with empty texts and missing or unknown labels: stop with their line numbers, or skip and count."""
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    """Stratified held-out test share (datasets without an official test split)."""
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    """Stratified validation share of what remains for training."""
-    limit: int | None = Field(None, gt=0)
-    """Train on a stratified subset of this many examples."""
-    val_limit: int | None = Field(None, gt=0)
-    """Stratified subset of the validation split."""
-    test_limit: int | None = Field(None, gt=0)
-    """Stratified subset of the test split."""
-    max_length: int = Field(128, ge=8, le=8192)
-    """Texts are truncated to this many tokens."""
-    seed: int = 0
-    """Seed of the splits and subsets."""
-
-
-class LoraArgs(_Section):
+class LoraArgs(Section):
     method: Literal["lora", "rslora", "dora", "adalora"] = "lora"
     """Adapter method: lora, rslora (alpha/sqrt(r) scaling), dora (weight-decomposed), adalora (adaptive ranks)."""
     r: int = Field(8, gt=0)
@@ -66,7 +37,7 @@ class LoraArgs(_Section):
     """AdaLoRA: steps between two rank reallocations."""
 
 
-class DistributedArgs(_Section):
+class DistributedArgs(Section):
     strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     """How processes share the model: ddp (each holds all of it), fsdp or deepspeed (sharded; GPUs only)."""
     fsdp_version: Literal[1, 2] = 2
@@ -81,7 +52,7 @@ class DistributedArgs(_Section):
     """FSDP and DeepSpeed: keep sharded optimizer state (and weights, FSDP / ZeRO-3) in CPU memory."""
 
 
-class TrainArgs(_Section):
+class TrainArgs(Section):
     epochs: int = Field(3, gt=0)
     """Passes over the training split."""
     batch_size: int = Field(32, gt=0)
@@ -101,8 +72,8 @@ class TrainArgs(_Section):
     """Learning-rate decay after warm-up."""
     max_grad_norm: float | None = Field(1.0, gt=0)
     """Clip the gradient norm to this value (null: no clipping)."""
-    metric: Literal["accuracy", "macro_f1"] = "accuracy"
-    """Validation metric that selects the best epoch."""
+    metric: str | None = None
+    """Validation metric that selects the best epoch (default: the task's first; classification: accuracy, macro_f1)."""
     early_stopping: int | None = Field(None, gt=0)
     """Stop after this many epochs without a better validation metric (null: never)."""
     checkpoint_every: int = Field(100, ge=0)
@@ -119,14 +90,16 @@ class TrainArgs(_Section):
     distributed: DistributedArgs = DistributedArgs()
 
 
-class RunConfig(_Section):
+class RunConfig(Section):
+    task: str = tasks.DEFAULT
+    """What is trained: classification (more tasks: lorakit.tasks)."""
     name: str = "run"
     """Run folder name under out_dir."""
     out_dir: str = "runs"
     """Where run folders are created."""
     base: str = "minilm"
     """Installed base model name (lorakit list), or a path to an HF-format folder."""
-    data: DataArgs = DataArgs()
+    data: DataArgs  # the task's data section: see config_class
     lora: LoraArgs = LoraArgs()
     train: TrainArgs = TrainArgs()
 
@@ -137,20 +110,59 @@ class RunConfig(_Section):
             raise ValueError("must be a plain folder name (no '/', not starting with '.')")
         return v
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        if v not in tasks.TASKS:
+            raise ValueError(f"unknown task (known: {', '.join(tasks.TASKS)})")
+        return v
+
+    @model_validator(mode="after")
+    def _task_metric(self):
+        metrics = tasks.get(self.task).metrics
+        if self.train.metric is None:
+            self.train.metric = next(iter(metrics))
+        elif self.train.metric not in metrics:
+            raise ValueError(f"train.metric {self.train.metric!r} is not a {self.task} metric "
+                             f"(use one of: {', '.join(metrics)})")
+        return self
+
     @property
     def run_dir(self) -> Path:
         return Path(self.out_dir) / self.name
 
+    def with_absolute_paths(self) -> "RunConfig":
+        """A copy whose data files and base folder are absolute: a run must not depend on the folder
+        its later commands start from."""
+        cfg = self.model_copy(deep=True)
+        if cfg.data.dataset not in BUILTIN and Path(cfg.data.dataset).expanduser().exists():
+            cfg.data.dataset = str(Path(cfg.data.dataset).expanduser().resolve())
+        if cfg.data.path is not None:
+            cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
+        base = Path(cfg.base).expanduser()
+        if ("/" in cfg.base or cfg.base.startswith(".")) and base.exists():
+            cfg.base = str(base.resolve())
+        return cfg
 
-def _format(err: ValidationError) -> str:
+
+@cache
+def config_class(task: str) -> type[RunConfig]:
+    """RunConfig whose ``data`` section is the task's own."""
+    args = tasks.get(task).data_args
+    return create_model(f"{args.__name__}RunConfig", __base__=RunConfig, data=(args, args()))
+
+
+def _format(err: ValidationError, cls: type[RunConfig]) -> str:
     e = err.errors()[0]
     key = ".".join(str(p) for p in e["loc"])
     if e["type"] == "extra_forbidden":
-        section = RunConfig
+        section = cls
         for part in e["loc"][:-1]:
             section = section.model_fields[str(part)].annotation
         allowed = ", ".join(section.model_fields)
         return f"unknown key {key!r} (allowed here: {allowed})"
+    if not e["loc"]:  # a check across sections (RunConfig's model validators)
+        return e["msg"].removeprefix("Value error, ")
     got = e.get("input")
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{key}: {e['msg'].lower()}, got {got!r}{more}"
@@ -170,9 +182,7 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | dict | 
     """Read a YAML recipe, apply ``key=value`` overrides (values parsed as YAML), validate."""
     tree: dict = {}
     if recipe is not None:
-        path = Path(recipe)
-        if not path.is_file():
-            raise ConfigError(f"recipe {str(path)!r} not found", "see recipes/ for examples")
+        path = find_recipe(recipe)
         try:
             tree = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
@@ -187,10 +197,34 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | dict | 
         items = [(k, yaml.safe_load(v) if v != "" else None) for k, v in map(_split, overrides or [])]
     for key, value in items:
         _set(tree, key, value)
+    task = tree.get("task", tasks.DEFAULT)
+    if not isinstance(task, str) or task not in tasks.TASKS:
+        raise ConfigError(f"task: unknown task {task!r}", f"use one of: {', '.join(tasks.TASKS)}")
+    cls = config_class(task)
     try:
-        return RunConfig.model_validate(tree)
+        return cls.model_validate(tree)
     except ValidationError as e:
-        raise ConfigError(_format(e), "see recipes/ and the README for the keys") from None
+        raise ConfigError(_format(e, cls), "see docs/recipes.md for the keys") from None
+
+
+def packaged_recipes() -> dict[str, Path]:
+    """The recipes shipped inside the package, by name (recipes/ at the top of the source tree is the same)."""
+    root = files("lorakit") / "recipes"
+    return {p.name.removesuffix(".yaml"): Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def find_recipe(recipe: str | Path) -> Path:
+    """A recipe file, or the name of a packaged recipe (``tweets-sentiment``)."""
+    path = Path(recipe).expanduser()
+    if path.is_file():
+        return path
+    named = packaged_recipes()
+    if str(recipe).removesuffix(".yaml") in named and not path.parent.name:
+        return named[str(recipe).removesuffix(".yaml")]
+    if path.name.removesuffix(".yaml") in named:  # recipes/NAME.yaml from outside the source tree
+        return named[path.name.removesuffix(".yaml")]
+    raise ConfigError(f"recipe {str(recipe)!r} not found",
+                      f"give a recipe file, or a packaged recipe: {', '.join(sorted(named))}")
 
 
 def _split(item: str) -> tuple[str, str]:

@@ -21,10 +21,10 @@ def peft_logits(run: Path, texts=TEXTS):
     import torch
     from peft import PeftModel
 
-    from lorakit.training.model import load_base
+    from lorakit.tasks.classification.model import load_classifier
 
     meta = json.loads((run / "adapter" / "lorakit.json").read_text())
-    base, tok = load_base(meta["base_path"], meta["labels"])
+    base, tok = load_classifier(meta["base_path"], meta["labels"])
     model = PeftModel.from_pretrained(base, run / "adapter").eval()
     with torch.no_grad():
         return model(**tok(texts, padding=True, return_tensors="pt")).logits

@@ -38,11 +38,11 @@ def test_ties_of_an_adapter_with_itself_is_that_adapter(trained, tmp_path):
 
 def test_cat_is_the_weighted_sum_of_updates_and_heads(trained, tmp_path):
     """cat is exact: the combined update is w1*delta1 + w2*delta2 and the head w1*h1 + w2*h2."""
-    from lorakit.export.adapter import read_adapter
+    from lorakit.export.adapter import read_lora
 
     a, b = trained("lora", seed=0), trained("rslora", seed=0)  # different scalings: both must be folded in
     combine([a, b], tmp_path / "c", weights=[0.7, 0.3], method="cat")
-    ra, rb, rc = read_adapter(a), read_adapter(b), read_adapter(tmp_path / "c")
+    ra, rb, rc = read_lora(a, "combine"), read_lora(b, "combine"), read_lora(tmp_path / "c", "combine")
     assert rc.config["r"] == 8 and not rc.config["use_rslora"]
     for module, u in ra.updates.items():
         expected = 0.7 * u.delta() + 0.3 * rb.updates[module].delta()

@@ -28,7 +28,7 @@ def test_safetensors_export_equals_peft_on_the_test_split(trained, tmp_path):
 def test_int8_export_is_quantized_and_within_tolerance(trained, tmp_path):
     from torch.ao.nn.quantized.dynamic import Linear as QLinear
 
-    from lorakit.export.quantize import INT8_WEIGHTS, load_int8
+    from lorakit.infer.quantize import INT8_WEIGHTS, load_int8
 
     r = export(trained("lora"), "int8", tmp_path / "q")
     assert r["within_tolerance"] and r["max_abs_prob_diff"] <= 0.05 and r["prediction_agreement"] >= 0.95

@@ -20,14 +20,14 @@ def test_minilm_adapter_merges_and_loads_elsewhere_with_the_same_logits(tmp_path
     from peft import LoraConfig, TaskType, get_peft_model
 
     from lorakit.store import install_model, model_dir
-    from lorakit.training.model import load_base
+    from lorakit.tasks.classification.model import load_classifier
 
     install_model("minilm")
     base_dir = model_dir("minilm")
     before = file_hashes(base_dir)
     labels = ["negative", "neutral", "positive"]
     torch.manual_seed(0)
-    base, tok = load_base(base_dir, labels)
+    base, tok = load_classifier(base_dir, labels)
     model = get_peft_model(base, LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, init_lora_weights=False,
                                             target_modules=["query", "key", "value", "dense"])).eval()
     with torch.no_grad():  # a small but real update everywhere (PEFT's default init would make B zero)

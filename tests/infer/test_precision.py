@@ -8,8 +8,9 @@ from helpers import synthetic_rows
 from infer_fixtures import trained_run  # noqa: F401  (fixture)
 from lorakit.data.batching import encode
 from lorakit.errors import LorakitError
-from lorakit.infer.logits import batched_logits
-from lorakit.infer.precision import CloseCalls, native_bf16, resolve
+from lorakit.infer.precision import CloseCalls
+from lorakit.model.device import native_bf16, resolve_precision as resolve
+from lorakit.model.forward import batched_logits
 from lorakit.infer.predictor import load
 
 TEXTS = [t for t, _ in synthetic_rows(400, seed=7)]

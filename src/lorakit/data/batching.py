@@ -56,10 +56,25 @@ def pass_tokens(width: int, max_tokens: int) -> int:
     """Padded tokens a training pass of ``width``-token rows may hold. A layer keeps [tokens, hidden]
     activations and [rows, heads, width, width] attention maps for its backward pass, and past about
     128 tokens the maps grow to dominate: the budget then shrinks with the square root of the width
-    (half of ``max_tokens`` at 512), which keeps a pass's activations roughly level across widths.
-    Measured on minilm, 400 BBC articles of up to 512 tokens, one epoch, two runs each: peak RSS 2.14 ->
-    1.62 GB for 2-7% more time; the whole bbc-news recipe: 3.7 -> 3.3 GB, 16.7 -> 15.1 min."""
+    (half of ``max_tokens`` at 512), which keeps a pass's activations roughly level across widths
+    (its memory and time effect: benchmarks/README.md)."""
     return max_tokens if width <= 128 else int(max_tokens * math.sqrt(128 / width))
+
+
+def padding_bounded_chunks(order: list[int], lengths: list[int], max_padding: float, max_rows: int):
+    """Cut indices already sorted by length into chunks of at most ``max_rows`` whose padded tokens per
+    real token stay under ``max_padding`` (beyond the first row): for requests of random lengths,
+    a few more forward passes cost less than padding them all to the longest."""
+    chunk, real = [], 0
+    for j in order:
+        n = lengths[j]
+        if chunk and (len(chunk) == max_rows or n * (len(chunk) + 1) > (1 + max_padding) * (real + n)):
+            yield chunk
+            chunk, real = [], 0
+        chunk.append(j)
+        real += n
+    if chunk:
+        yield chunk
 
 
 def sorted_batches(lengths: list[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
@@ -70,11 +85,9 @@ def sorted_batches(lengths: list[int], batch_size: int, max_tokens: int | None =
 
 # Batch widths are rounded up to a multiple of 4 (8 past 64 tokens; past 128, to a sixteenth of the
 # width: eight widths per doubling, at most 12.5% padding). Each new batch shape costs oneDNN (bf16
-# matmuls on CPU) freshly compiled kernels: a millisecond or more per matmul, and about 1 MB of memory
-# that is never returned. Measured on minilm, one epoch of 63 batches of 32 tweets (2 cores): exact
-# widths 42 shapes, peak RSS 1.9 GB; multiples of 8: 9 shapes, 1.26 GB, 14% padded tokens; multiples
-# of 4: 15 shapes, 1.35 GB, 8% padded and 6-10% less time than either (odd widths also slow the
-# attention matmuls, whose inner dimension is the width).
+# matmuls on CPU) freshly compiled kernels and memory that is never returned, while padding costs
+# compute; odd widths also slow the attention matmuls, whose inner dimension is the width. The
+# measurements behind the choice are in benchmarks/README.md.
 # Dynamic int8 models take exact widths (multiple=1): their activation scales see padded positions.
 WIDTH_MULTIPLE = 4
 

@@ -2,8 +2,6 @@
 
 from collections import Counter
 
-from sklearn.model_selection import train_test_split
-
 from lorakit.errors import DataError
 
 
@@ -11,6 +9,8 @@ def stratified_take(idx: list[int], labels: list[str], n: int | None, seed: int)
     """A stratified subset of ``n`` of ``idx`` (all of them when n is None or too large), in input order."""
     if n is None or n >= len(idx):
         return idx
+    from sklearn.model_selection import train_test_split  # on use: merging reads the tasks without sklearn
+
     y = [labels[i] for i in idx]
     strat = y if min(Counter(y).values()) >= 2 and n >= len(set(y)) else None
     taken, _ = train_test_split(idx, train_size=n, stratify=strat, random_state=seed)
@@ -25,6 +25,8 @@ def _split(idx: list[int], labels: list[str], fraction: float, seed: int, what: 
         raise DataError(f"too few examples to make a stratified {what} split "
                         f"(label {rare!r} has {counts[rare]} example{'s' * (counts[rare] != 1)})",
                         "add data, or drop that label with data.labels")
+    from sklearn.model_selection import train_test_split
+
     keep, held = train_test_split(idx, test_size=fraction, stratify=y, random_state=seed)
     return sorted(keep), sorted(held)
 

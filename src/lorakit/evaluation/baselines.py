@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from lorakit.evaluation.metrics import classification_metrics
+from lorakit.tasks.classification.metrics import classification_metrics
 
 
 def baselines(train_texts: list[str], train_labels: list[str], test_texts: list[str], test_labels: list[str],

@@ -3,11 +3,14 @@
 import json
 from pathlib import Path
 
+from lorakit import tasks
 from lorakit.data import read_split
 from lorakit.errors import RunError
-from lorakit.evaluation.metrics import classification_metrics
 from lorakit.evaluation.plots import confusion_matrix_png
 from lorakit.infer.predictor import load
+from lorakit.model.adapters import resolve
+from lorakit.model.merged import read_merged
+from lorakit.tasks.classification.metrics import classification_metrics
 
 SPLITS = ("test", "val")
 
@@ -16,7 +19,12 @@ def evaluate(run: str | Path, split: str = "test", batch_size: int = 128, with_b
     run = Path(run)
     if split not in SPLITS:
         raise RunError(f"unknown split {split!r}", f"use one of: {', '.join(SPLITS)}")
+    if read_merged(run) is not None:
+        raise RunError(f"{run} is a merged model: lorakit eval scores a run on the split it held out",
+                       "give the run folder the model was merged from (e.g. runs/NAME); "
+                       "lorakit predict takes merged folders")
     path = run / "data" / f"{split}.jsonl"
+    tasks.require(resolve(run).task, "eval")
     if not path.is_file():
         raise RunError(f"{run}: no saved {split} split ({path} missing)", "give a run folder written by lorakit train")
     predictor = load(run, batch_size)
@@ -41,11 +49,11 @@ def evaluate(run: str | Path, split: str = "test", batch_size: int = 128, with_b
 def _baselines(run: Path, table, labels: list[str]) -> dict:
     """Baselines fitted on the run's training and validation splits (rebuilt from its config: splits are
     seeded); they select nothing on validation data, so they may as well learn from it."""
-    from lorakit import data as datasets
     from lorakit.config import load_config
     from lorakit.evaluation.baselines import baselines
 
-    splits = datasets.prepare(load_config(run / "config.yaml").data)
+    cfg = load_config(run / "config.yaml")
+    splits = tasks.get(cfg.task).prepare(cfg.data)
     scores = baselines(splits.train.texts + splits.val.texts, splits.train.labels + splits.val.labels,
                        table.texts, table.labels, labels)
     return {name: {k: s[k] for k in ("accuracy", "macro_f1")} for name, s in scores.items()}

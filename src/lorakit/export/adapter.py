@@ -1,7 +1,7 @@
-"""A LoRA adapter read from disk: where it is, its base, and its per-module updates (numpy, no torch).
+"""A LoRA adapter's per-module updates read from disk (numpy, no torch), for merging and combining.
 
-Accepts a run folder (runs/NAME), its adapter/ folder, or the name of an adapter installed in the
-store. PEFT saves weights under the wrapped model's names, e.g.
+The adapter is found as everywhere else (lorakit.model.adapters: a run folder, its adapter/ folder,
+or an installed adapter's name). PEFT saves weights under the wrapped model's names, e.g.
 ``base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight``; anything that is not
 a LoRA factor (the classifier head from ``modules_to_save``, trained biases) is a whole tensor
 that replaces or extends the base.
@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lorakit.errors import LorakitError, NotInstalledError, RunError
+from lorakit import tasks
 from lorakit.export.tensors import TensorFile
-from lorakit.store.layout import entry_dir, home
+from lorakit.model.adapters import CONFIG, WEIGHTS, AdapterError, locate, read_info
 
-WEIGHTS = "adapter_model.safetensors"
 PREFIX = "base_model.model."
 _FACTOR = re.compile(r"^(?P<module>.+)\.(?P<part>lora_A\.weight|lora_B\.weight|lora_B\.bias|lora_embedding_A|"
                      r"lora_embedding_B|lora_magnitude_vector)$")
@@ -28,31 +27,6 @@ _FACTOR = re.compile(r"^(?P<module>.+)\.(?P<part>lora_A\.weight|lora_B\.weight|l
 _UNSUPPORTED = ("layer_replication", "target_parameters", "trainable_token_indices", "alora_invocation_tokens",
                 "use_qalora", "use_bdlora", "megatron_config", "arrow_config", "kasa_config", "velora_config",
                 "monteclora_config")
-
-
-class AdapterError(LorakitError):
-    """An adapter cannot be merged or combined as asked."""
-
-
-def adapter_dir(source: str | Path) -> Path:
-    """The folder holding adapter_config.json: a run folder, an adapter folder or a store name."""
-    path = Path(source).expanduser()
-    for d in (path / "adapter", path):
-        if (d / "adapter_config.json").is_file() and (d / WEIGHTS).is_file():
-            return d
-    if path.exists():
-        raise RunError(f"{source}: no adapter here (no adapter_config.json and {WEIGHTS})",
-                       "give a run folder written by lorakit train, its adapter/ folder, or an installed adapter name")
-    if "/" not in str(source) and not str(source).startswith("."):
-        try:
-            d = entry_dir("adapters", str(source))
-        except LorakitError:
-            d = None
-        if d is not None and (d / "adapter_config.json").is_file():
-            return d
-        raise NotInstalledError(f"adapter {str(source)!r} is neither a folder nor installed in {home()}",
-                                "give a run folder such as runs/demo, or run: lorakit list")
-    raise RunError(f"{source}: no such run or adapter folder", "give a run folder such as runs/demo")
 
 
 @dataclass
@@ -105,13 +79,14 @@ def _pattern_value(patterns: dict, module: str, default):
     return default
 
 
-def read_adapter(source: str | Path) -> Adapter:
-    path = adapter_dir(source)
-    config = json.loads((path / "adapter_config.json").read_text())
-    meta_path = path / "lorakit.json"
-    if not meta_path.is_file():
-        raise AdapterError(f"{path}: no lorakit.json (labels and base model)", "give an adapter written by lorakit")
-    meta = json.loads(meta_path.read_text())
+def read_lora(source: str | Path, command: str) -> Adapter:
+    """The adapter of ``source`` with its updates, for ``lorakit command`` (merge, combine, ...)."""
+    path = locate(source)
+    if not (path / WEIGHTS).is_file():
+        raise AdapterError(f"{path}: no {WEIGHTS}", "give a run folder written by lorakit train, or its adapter/ folder")
+    config = json.loads((path / CONFIG).read_text())
+    info = read_info(path)
+    meta = {**info.meta, "task": tasks.require(info.task, command, "adapter").name}
     if config.get("peft_type") != "LORA":
         raise AdapterError(f"{path}: a {config.get('peft_type')} adapter; only LoRA-family adapters can be merged")
     for key in _UNSUPPORTED:

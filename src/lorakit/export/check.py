@@ -9,37 +9,31 @@ import time
 
 import torch
 
-from lorakit.data.batching import collate, sorted_batches
+from lorakit.data.batching import sorted_batches
+from lorakit.model.forward import batched_logits
+from lorakit.tasks.classification.metrics import accuracy
 
 # How far an export may be from its reference: logits for exact conversions; for int8 (weights
 # rounded to 8 bits) the class probabilities, which do not depend on how large a model's logits are.
 TOLERANCE = {"safetensors": ("logit", 1e-5), "onnx": ("logit", 1e-4), "int8": ("probability", 0.05)}
 
 
-def _run(model, batches, seqs, pad_id) -> tuple[torch.Tensor, float]:
-    out = [None] * len(seqs)
-    with torch.inference_mode():
-        model(**collate([seqs[i] for i in batches[0]], pad_id, multiple=1))  # warm-up: allocations, lazy init
-        started = time.perf_counter()
-        for idx in batches:
-            logits = model(**collate([seqs[i] for i in idx], pad_id, multiple=1))
-            logits = getattr(logits, "logits", logits).float()
-            for row, i in enumerate(idx):
-                out[i] = logits[row]
-        seconds = time.perf_counter() - started
-    return torch.stack(out), seconds
+def _run(model, seqs, pad_id, batch_size) -> tuple[torch.Tensor, float]:
+    first = [seqs[i] for i in sorted_batches([len(s) for s in seqs], batch_size)[0]]
+    batched_logits(model, first, pad_id, batch_size, multiple=1)  # warm-up: allocations, lazy init
+    started = time.perf_counter()
+    logits = batched_logits(model, seqs, pad_id, batch_size, multiple=1)
+    return logits, time.perf_counter() - started
 
 
 def compare(reference, candidate, seqs: list[list[int]], y: list[int], pad_id: int, fmt: str, *,
             batch_size: int = 64, repeats: int = 2, names=("reference", "candidate")) -> dict:
     """``reference`` and ``candidate`` are called as model(input_ids=..., attention_mask=...)."""
-    batches = sorted_batches([len(s) for s in seqs], batch_size)
-    y = torch.tensor(y)
     sides = {}
     for name, model in zip(names, (reference, candidate)):
-        runs = [_run(model, batches, seqs, pad_id) for _ in range(repeats)]
+        runs = [_run(model, seqs, pad_id, batch_size) for _ in range(repeats)]
         logits, seconds = runs[0][0], min(s for _, s in runs)
-        sides[name] = {"accuracy": (logits.argmax(-1) == y).float().mean().item(), "seconds": seconds,
+        sides[name] = {"accuracy": accuracy(y, logits.argmax(-1).tolist()), "seconds": seconds,
                        "texts_per_s": len(seqs) / seconds, "logits": logits}
     ref, cand = (sides[n] for n in names)
     diff = (ref["logits"] - cand["logits"]).abs().max().item()
@@ -49,11 +43,11 @@ def compare(reference, candidate, seqs: list[list[int]], y: list[int], pad_id: i
         "format": fmt,
         "examples": len(seqs),
         "threads": torch.get_num_threads(),
-        "accuracy_change": cand["accuracy"] - ref["accuracy"],
+        "accuracy_change": round(cand["accuracy"] - ref["accuracy"], 6),
         "speed_ratio": ref["seconds"] / cand["seconds"],
         "max_abs_logit_diff": diff,
         "max_abs_prob_diff": prob_diff,
-        "prediction_agreement": (ref["logits"].argmax(-1) == cand["logits"].argmax(-1)).float().mean().item(),
+        "prediction_agreement": accuracy(ref["logits"].argmax(-1).tolist(), cand["logits"].argmax(-1).tolist()),
         "tolerance": {"on": kind, "max_abs_diff": tol},
         "within_tolerance": (diff if kind == "logit" else prob_diff) <= tol,
     }

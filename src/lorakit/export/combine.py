@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 
 from lorakit.errors import LorakitError
-from lorakit.export.adapter import WEIGHTS, Adapter, AdapterError, read_adapter
+from lorakit import tasks
+from lorakit.export.adapter import WEIGHTS, Adapter, AdapterError, read_lora
 from lorakit.export.folder import staged_folder
 from lorakit.export.merge import base_dir_of
 
@@ -79,16 +80,15 @@ def combine(sources: list[str | Path], out: str | Path, *, weights: list[float],
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file, save_file
 
-    from lorakit.training.model import load_base
-
     if method in DENSITY and density is None:
         density = 0.5
-    adapters = [read_adapter(s) for s in sources]
+    adapters = [read_lora(s, "combine") for s in sources]
     base_dir = check_compatible(adapters, weights, method, density)
     labels = adapters[0].labels
     names = [f"a{i}" for i in range(len(adapters))]
 
-    model, _ = load_base(base_dir, labels)
+    task = tasks.get(adapters[0].meta["task"])
+    model, _ = task.load_model(base_dir, adapters[0].meta)
     peft_model = None
     heads = {}
     for name, a in zip(names, adapters):
@@ -122,7 +122,7 @@ def combine(sources: list[str | Path], out: str | Path, *, weights: list[float],
     config.base_model_name_or_path = str(base_dir)
     meta = {"labels": labels, "base": adapters[0].meta["base"], "base_path": str(base_dir),
             "max_length": max(a.meta.get("max_length", 0) for a in adapters), "method": "lora",
-            "task": adapters[0].meta.get("task", "sequence-classification"),
+            "task": task.name,
             "combined": {"method": method, "weights": list(weights), "density": density,
                          "from": [str(a.path) for a in adapters]}}
     with staged_folder(Path(out), force) as tmp:

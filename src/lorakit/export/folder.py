@@ -10,10 +10,10 @@ from pathlib import Path
 from lorakit.errors import LorakitError
 from lorakit.export.tensors import TensorFile
 from lorakit.store.blobs import sha256_file
+from lorakit.model.merged import MERGE_RECORD
 from lorakit.store.layout import MANIFEST
 
 INDEX = "model.safetensors.index.json"
-MERGE_RECORD = "lorakit-merge.json"
 UNMERGE_RECORD = "lorakit-unmerge.json"
 # A folder holding one of these was written by lorakit, and --force may replace it.
 _OURS = (MERGE_RECORD, UNMERGE_RECORD, "lorakit.json")

@@ -8,15 +8,15 @@ The base is only ever opened for reading, and checked afterwards.
 """
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
+from lorakit import tasks
 from lorakit.errors import LorakitError, NotInstalledError
-from lorakit.export.adapter import Adapter, AdapterError, ModuleUpdate, read_adapter
-from lorakit.export.folder import (MERGE_RECORD, copy_side_files, fingerprint, open_weights, staged_folder,
-                                   verify_unchanged)
+from lorakit.export.adapter import Adapter, AdapterError, ModuleUpdate, read_lora
+from lorakit.export.folder import copy_side_files, fingerprint, open_weights, staged_folder, verify_unchanged
+from lorakit.model.merged import MERGE_RECORD
 from lorakit.export.tensors import FLOATS, StreamWriter, to_dtype
 from lorakit.store import home, model_dir
 
@@ -47,15 +47,6 @@ def key_prefix(adapter: Adapter, base_keys: set[str]) -> str:
                        "this adapter was trained on another base; pass the right one with --base")
 
 
-def sequence_classifier_architecture(config: dict) -> str:
-    """BertModel / BertForMaskedLM -> BertForSequenceClassification (transformers' naming rule)."""
-    arch = (config.get("architectures") or [""])[0]
-    m = re.match(r"^(.+?)(Model|LMHeadModel|For[A-Z]\w*)$", arch)
-    if not m:
-        raise LorakitError(f"base config.json names no architecture ({arch!r})", "add 'architectures' to config.json")
-    return m[1] + "ForSequenceClassification"
-
-
 def merged_weight(w: np.ndarray, u: ModuleUpdate) -> np.ndarray:
     """W' for one module, computed in float32 (float64 for float64 bases)."""
     work = np.float64 if w.dtype == np.float64 else np.float32
@@ -75,7 +66,8 @@ def merged_weight(w: np.ndarray, u: ModuleUpdate) -> np.ndarray:
 def merge(source: str | Path, out: str | Path, *, base: str | Path | None = None, force: bool = False,
           install: str | None = None) -> dict:
     """Write base+adapter as plain weights into ``out``; optionally install it as model ``install``."""
-    adapter = read_adapter(source)
+    adapter = read_lora(source, "merge")
+    task = tasks.get(adapter.meta["task"])
     base_dir = model_dir(str(base)) if base is not None else base_dir_of(adapter)
     target = Path(out).expanduser().resolve()
     if target == base_dir.resolve() or base_dir.resolve().is_relative_to(target) or target.is_relative_to(home()):
@@ -90,7 +82,7 @@ def merge(source: str | Path, out: str | Path, *, base: str | Path | None = None
     base_weights = open_weights(base_dir)
     prefix = key_prefix(adapter, set(base_weights))
     config = json.loads((base_dir / "config.json").read_text())
-    architecture = sequence_classifier_architecture(config)
+    out_config = task.merged_config(config, adapter.meta)
 
     # The output tensor table: every base tensor (renamed into the classifier's names), the
     # adapter's whole tensors replacing or extending them.
@@ -135,14 +127,11 @@ def merge(source: str | Path, out: str | Path, *, base: str | Path | None = None
         except BaseException:
             writer.abort()
             raise
-        out_config = dict(config, architectures=[architecture], id2label={str(i): n for i, n in enumerate(labels)},
-                          label2id={n: i for i, n in enumerate(labels)})
-        out_config.pop("num_labels", None)
         (tmp / "config.json").write_text(json.dumps(out_config, indent=2))
         copy_side_files(base_dir, tmp)
         (tmp / "labels.json").write_text(json.dumps(labels, indent=2))
         record = {
-            "adapter": {"path": str(adapter.path.resolve()), "sha256": adapter_sha,
+            "adapter": {"path": str(adapter.path.resolve()), "sha256": adapter_sha, "task": task.name,
                         "method": adapter.meta.get("method"), "max_length": adapter.meta.get("max_length")},
             "base": {"path": str(base_dir), "name": adapter.meta.get("base")},
             "base_config": config,

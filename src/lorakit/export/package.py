@@ -13,7 +13,8 @@ import torch
 from lorakit.data import read_split
 from lorakit.data.batching import encode
 from lorakit.errors import LorakitError, RunError
-from lorakit.export.adapter import read_adapter
+from lorakit import tasks
+from lorakit.export.adapter import read_lora
 from lorakit.export.check import compare
 from lorakit.export.folder import staged_folder
 from lorakit.export.merge import base_dir_of, merge
@@ -24,9 +25,7 @@ FORMATS = ("safetensors", "int8", "onnx")
 def _peft_model(adapter):
     from peft import PeftModel
 
-    from lorakit.training.model import load_base
-
-    base, _ = load_base(base_dir_of(adapter), adapter.labels)
+    base, _ = tasks.get(adapter.meta["task"]).load_model(base_dir_of(adapter), adapter.meta)
     return PeftModel.from_pretrained(base, adapter.path).eval()
 
 
@@ -37,7 +36,7 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, *, force: b
     if fmt not in FORMATS:
         raise LorakitError(f"unknown export format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
     run = Path(run)
-    adapter = read_adapter(run)
+    adapter = read_lora(run, "export")
     test_path = run / "data" / "test.jsonl"
     if not test_path.is_file():
         raise RunError(f"{run}: no data/test.jsonl to check the export on",
@@ -61,9 +60,9 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, *, force: b
         if fmt == "safetensors":
             reference, candidate, names = _peft_model(adapter), merged, ("peft", "merged_fp32")
         elif fmt == "int8":
-            from lorakit.export.quantize import INT8_WEIGHTS, load_int8, quantize, save_int8
+            from lorakit.infer.quantize import INT8_WEIGHTS, load_int8, quantize_int8, save_int8
 
-            save_int8(quantize(merged), tmp / INT8_WEIGHTS)
+            save_int8(quantize_int8(merged), tmp / INT8_WEIGHTS)
             reference, candidate, names = merged, load_int8(tmp), ("merged_fp32", "int8")
         else:
             from lorakit.data.batching import collate

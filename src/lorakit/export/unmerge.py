@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from lorakit.errors import LorakitError
-from lorakit.export.adapter import AdapterError, read_adapter
-from lorakit.export.folder import MERGE_RECORD, UNMERGE_RECORD, copy_side_files, open_weights, staged_folder
+from lorakit.export.adapter import AdapterError, read_lora
+from lorakit.export.folder import UNMERGE_RECORD, copy_side_files, open_weights, staged_folder
+from lorakit.model.merged import MERGE_RECORD
 from lorakit.export.tensors import StreamWriter
 
 
@@ -31,7 +32,7 @@ def unmerge(merged: str | Path, out: str | Path, *, adapter: str | Path | None =
         raise AdapterError(f"the adapter replaced {len(record['replaced'])} base tensors "
                            f"(e.g. {record['replaced'][0]!r}); the originals are not in the merged folder",
                            "merge again from the original base instead")
-    lora = read_adapter(adapter if adapter is not None else record["adapter"]["path"])
+    lora = read_lora(adapter if adapter is not None else record["adapter"]["path"], "unmerge")
     if lora.sha256() != record["adapter"]["sha256"]:
         raise AdapterError(f"{lora.path} is not the adapter merged into {merged}",
                            f"pass the adapter that was merged: {record['adapter']['path']}")

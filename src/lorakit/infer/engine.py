@@ -20,17 +20,17 @@ import torch
 from peft import PeftConfig, PeftModel
 from transformers import AutoTokenizer
 
-from lorakit.data.batching import collate
-from lorakit.errors import LorakitError
-from lorakit.infer.adapters import AdapterInfo, same_base
+from lorakit import tasks
+from lorakit.data.batching import collate, padding_bounded_chunks
 from lorakit.infer import precision as precisions
-from lorakit.infer.predictor import to_results
 from lorakit.infer.stacked import Stacks, unstackable
+from lorakit.model.adapters import AdapterError, AdapterInfo, same_base
+from lorakit.model.device import resolve_precision
+from lorakit.model.load import quiet_transformers
 from lorakit.store import model_dir
-from lorakit.training.model import load_base, quiet_transformers
+from lorakit.tasks.classification.outputs import to_results
 
-class AdapterError(LorakitError):
-    """An adapter cannot be loaded into (or found in) the engine."""
+__all__ = ["AdapterError", "AlreadyLoaded", "Engine", "UnknownAdapter"]
 
 
 class AlreadyLoaded(AdapterError):
@@ -42,23 +42,6 @@ class UnknownAdapter(AdapterError):
         super().__init__(f"adapter {name!r} is not loaded", f"loaded: {', '.join(loaded) or 'none'}")
         self.name = name
         self.loaded = loaded
-
-
-def padding_bounded_chunks(order: list[int], lengths: list[int], max_padding: float, max_rows: int):
-    """Cut indices already sorted by length into chunks whose padding stays under ``max_padding``.
-
-    Measured on minilm, 32 random tweets: one padded batch took 346 ms, chunks of 8 took 202 ms.
-    """
-    chunk, real = [], 0
-    for j in order:
-        n = lengths[j]
-        if chunk and (len(chunk) == max_rows or n * (len(chunk) + 1) > (1 + max_padding) * (real + n)):
-            yield chunk
-            chunk, real = [], 0
-        chunk.append(j)
-        real += n
-    if chunk:
-        yield chunk
 
 
 @dataclass
@@ -77,15 +60,14 @@ class Engine:
                  max_padding: float | None = None, precision: str = "auto"):
         """``mixed=False`` is the naive way, kept for comparison: switch the active adapter per call."""
         quiet_transformers()
-        self.precision = precisions.resolve(precision)
+        self.precision = resolve_precision(precision)
         self.base = base
         self.base_path: Path = model_dir(base)
         self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
         self.mixed = mixed
         self.sub_batch = sub_batch      # rows per forward pass, at most
-        # Padded tokens per real token, at most (beyond the first row). Measured on minilm, 16 random
-        # tweets per call, one thread: fp32 was fastest at 0.25 (124 vs 117 texts/s at 1.0), bf16 at
-        # 1.0 (260 vs 230 at 0.25): its passes are so quick that each extra one costs more than padding.
+        # Padded tokens per real token, at most (beyond the first row): bf16 passes are so quick that
+        # each extra pass costs more than padding, fp32 ones are not (benchmarks/README.md).
         self.max_padding = max_padding if max_padding is not None else (1.0 if self.precision == "bf16" else 0.25)
         self.merge_single = merge_single and mixed
         self.adapters: dict[str, AdapterInfo] = {}
@@ -106,6 +88,7 @@ class Engine:
         """Load an adapter; on any failure the engine is left exactly as it was."""
         if name in self.adapters:
             raise AlreadyLoaded(f"adapter {name!r} is already loaded", f"DELETE /v1/adapters/{name} first")
+        tasks.require(info.task, "serve", "adapter")
         if not same_base(info, self.base, self.base_path):
             raise AdapterError(f"adapter {name!r} was trained on base {info.base!r}, this engine serves {self.base!r}",
                                "load it into a server started with that base")
@@ -116,7 +99,7 @@ class Engine:
         pname = f"lorakit-{next(self._loads)}"
         try:
             if pool is None:
-                base, _ = load_base(self.base_path, info.labels)
+                base, _ = tasks.get(info.task).load_model(self.base_path, info.meta)
                 pool = Pool(PeftModel.from_pretrained(base, info.path, adapter_name=pname).eval())
             else:
                 self._unmerge(pool)

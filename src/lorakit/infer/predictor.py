@@ -1,8 +1,9 @@
-"""Load a trained run, an adapter folder or an installed adapter, and classify texts.
+"""Load a trained run, an adapter folder, an installed adapter, or a merged / int8-exported model
+folder, and classify texts.
 
-The adapter is merged into the base weights once at load time: inference then costs exactly
-what the base model costs, with no LoRA side branches. On CPUs with native bf16 the forward
-passes run in bf16, with close calls decided in fp32 (lorakit.infer.precision).
+An adapter is merged into the base weights once at load time: inference then costs exactly what
+the base model costs, with no LoRA side branches. On CPUs with native bf16 the forward passes run
+in bf16, with close calls decided in fp32 (lorakit.infer.precision).
 """
 
 import copy
@@ -13,26 +14,30 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
+from lorakit import tasks
 from lorakit.data.batching import WIDTH_MULTIPLE, encode
 from lorakit.errors import LorakitError
 from lorakit.infer import precision as precisions
-from lorakit.infer.adapters import adapter_dir, resolve
-from lorakit.infer.logits import batched_logits
-from lorakit.infer.quantize import MODES, quantize_int8
+from lorakit.infer.quantize import MODES, load_int8, quantize_int8
+from lorakit.model import adapters
+from lorakit.model.device import resolve_precision
+from lorakit.model.forward import batched_logits
+from lorakit.model.load import quiet_transformers
+from lorakit.model.merged import read_merged
 from lorakit.store import model_dir
 from lorakit.store.adapters import check_folder
-from lorakit.training.model import load_base
+from lorakit.tasks.classification.outputs import to_results
 
-__all__ = ["Predictor", "adapter_dir", "load", "to_results"]
+__all__ = ["Predictor", "check_texts", "load", "to_results"]
 
 
-def to_results(logits: torch.Tensor, labels: list[str]) -> list[dict]:
-    """One {label, probs} per row of logits."""
-    probs = torch.softmax(logits.float(), dim=-1)
-    return [
-        {"label": labels[int(p.argmax())], "probs": {n: round(float(v), 6) for n, v in zip(labels, p)}}
-        for p in probs
-    ]
+def check_texts(texts: Iterable[str], start: int = 0) -> None:
+    """Empty texts are refused, as training refuses them: a label for nothing means nothing."""
+    for i, text in enumerate(texts, start):
+        if not isinstance(text, str):
+            raise LorakitError(f"text {i + 1} is a {type(text).__name__}, not a string")
+        if not text.strip():
+            raise LorakitError(f"text {i + 1} is empty", "give texts with at least one word")
 
 
 class Predictor:
@@ -40,29 +45,47 @@ class Predictor:
                  precision: str = "auto"):
         if quantize is not None and quantize not in MODES:
             raise LorakitError(f"unknown quantization {quantize!r}", f"use one of: {', '.join(MODES)}")
-        precision = precisions.resolve(precision)
+        precision = resolve_precision(precision)
         if batch_size < 1:
             raise LorakitError(f"batch size must be at least 1, got {batch_size}", "use --batch-size 64")
-        info = resolve(str(run))
-        self.adapter = info.path
-        self.meta = info.meta
-        self.labels: list[str] = info.labels
-        self.max_length: int = info.max_length
         self.batch_size = batch_size
-        self.quantize = quantize
-        check_folder(self.adapter, info.base)  # a clear message instead of a shape-mismatch traceback
-        base, self.tokenizer = load_base(model_dir(info.base), self.labels)
-        model = PeftModel.from_pretrained(base, self.adapter)
-        if merge or quantize:
-            model = model.merge_and_unload()  # W' = W + s·BA; the classifier head replaces the base one
-        if quantize == "int8":
-            model = quantize_int8(model)
+        merged = read_merged(run)
+        if merged is not None:  # a folder written by lorakit merge / export
+            tasks.require(merged.task, "predict", "model")
+            self.adapter, self.meta = None, {"task": merged.task, "labels": merged.labels}
+            self.labels, self.max_length = merged.labels, merged.max_length
+            self.quantize = "int8" if merged.int8 else quantize
+            model, self.tokenizer = self._load_merged(merged)
+        else:
+            info = adapters.resolve(run)
+            tasks.require(info.task, "predict")
+            self.adapter, self.meta = info.path, info.meta
+            self.labels, self.max_length = info.labels, info.max_length
+            self.quantize = quantize
+            check_folder(self.adapter, info.base)  # a clear message instead of a shape-mismatch traceback
+            base, self.tokenizer = tasks.get(info.task).load_model(model_dir(info.base), info.meta)
+            model = PeftModel.from_pretrained(base, self.adapter)
+            if merge or quantize:
+                model = model.merge_and_unload()  # W' = W + s·BA; the classifier head replaces the base one
+                merge = True
+        if quantize == "int8" and not (merged and merged.int8):
+            model = quantize_int8(model, inplace=True)
         self.model = model.eval()
         # bf16 runs a merged copy; the fp32 model stays for the probe and the close calls.
-        self.precision = "fp32" if quantize or not merge else precision
+        self.precision = "fp32" if self.quantize or not merge else precision
         self.fast = copy.deepcopy(self.model).to(torch.bfloat16) if self.precision == "bf16" else None
         self.close_calls = precisions.CloseCalls()
         self.rows = self.rows_fp32 = 0  # rows classified, and of those computed in fp32
+
+    @staticmethod
+    def _load_merged(merged):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        quiet_transformers()
+        tokenizer = AutoTokenizer.from_pretrained(merged.path)
+        if merged.int8:
+            return load_int8(merged.path), tokenizer
+        return AutoModelForSequenceClassification.from_pretrained(merged.path, dtype=torch.float32), tokenizer
 
     def logits(self, texts: list[str]) -> torch.Tensor:
         """Logits [len(texts), labels] in input order (float32)."""
@@ -79,8 +102,10 @@ class Predictor:
         self.rows_fp32 += exact
         return logits
 
-    def predict(self, texts: list[str]) -> list[dict]:
-        """One {label, probs} per text, in input order."""
+    def predict(self, texts: str | list[str]) -> list[dict]:
+        """One {label, probs} per text, in input order; a lone string is one text."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        check_texts(texts)
         if not texts:
             return []
         return to_results(self.logits(texts), self.labels)
@@ -88,15 +113,19 @@ class Predictor:
     def predict_stream(self, texts: Iterable[str], chunk: int = 4096) -> Iterator[tuple[str, dict]]:
         """(text, result) in input order for any number of texts, holding at most ``chunk`` texts at a time.
 
-        Each chunk is length-sorted into batches, so a larger chunk pads less; 4,096 keeps memory
-        to a few megabytes of text while leaving almost no padding.
+        Each chunk is length-sorted into batches, so a larger chunk pads less and costs a few
+        megabytes of text at most.
         """
-        it = iter(texts)
+        it = iter([texts] if isinstance(texts, str) else texts)
+        done = 0
         while batch := list(islice(it, chunk)):
+            check_texts(batch, start=done)
+            done += len(batch)
             yield from zip(batch, self.predict(batch))
 
 
 def load(run: str | Path, batch_size: int = 64, *, merge: bool = True, quantize: str | None = None,
          precision: str = "auto") -> Predictor:
-    """``lorakit.load("runs/demo").predict(["some text"])``; RUN may also be an installed adapter's name."""
+    """``lorakit.load("runs/demo").predict(["some text"])``; RUN may also be an installed adapter's name,
+    or a folder written by lorakit merge or export."""
     return Predictor(run, batch_size, merge=merge, quantize=quantize, precision=precision)

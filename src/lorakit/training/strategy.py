@@ -17,7 +17,6 @@ from accelerate.utils import DistributedType
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                      get_optimizer_state_dict, set_optimizer_state_dict)
 
-from lorakit.data.batching import collate, sorted_batches
 from lorakit.errors import ConfigError, RunError
 
 SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
@@ -100,20 +99,6 @@ def wrap_layers_only(accelerator, model) -> None:
 
 def is_sharded(accelerator) -> bool:
     return accelerator.distributed_type in SHARDED
-
-
-@torch.no_grad()  # not inference_mode: ZeRO-3 would keep weights gathered in it, unusable by the next backward
-def predictions(model, seqs: list[list[int]], pad_id: int, batch_size: int, device,
-                max_tokens: int | None) -> list[int]:
-    """Predicted label ids of all ``seqs``, for validation of a sharded model (every process runs every pass)."""
-    model.eval()
-    out = [0] * len(seqs)
-    for idx in sorted_batches([len(s) for s in seqs], batch_size, max_tokens):
-        batch = {k: v.to(device) for k, v in collate([seqs[i] for i in idx], pad_id).items()}
-        for i, label in zip(idx, model(**batch).logits.argmax(-1).tolist()):
-            out[i] = label
-    model.train()
-    return out
 
 
 def _options(accelerator, **kw) -> StateDictOptions:
