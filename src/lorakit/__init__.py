@@ -18,7 +18,7 @@ def install(source: str, name: str | None = None, force: bool = False, revision:
     from lorakit.store import install_adapter, install_model
 
     if kwargs.get("base"):
-        return install_adapter(source, name=name, force=force, **kwargs)
+        return install_adapter(source, name=name, force=force, revision=revision, **kwargs)
     return install_model(source, name=name, force=force, revision=revision, **kwargs)
 
 

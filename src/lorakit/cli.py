@@ -9,10 +9,32 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from lorakit import __version__
 from lorakit.errors import LorakitError, TrainingInterrupted
 
-out = Console()
-err = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """Rich wraps and cuts lines at the terminal's width, and at $COLUMNS or 80 columns when the output
+    is piped. Paths, commands, JSON and values printed here must come out whole: lines are never
+    wrapped (soft_wrap), and off a terminal tables get all the width they need."""
+    console = Console(stderr=stderr, soft_wrap=True)
+    return console if console.is_terminal else Console(stderr=stderr, soft_wrap=True, width=100_000)
+
+
+out = _console()
+err = _console(stderr=True)
+
+
+def _table(*headers: str, title: str | None = None) -> Table:
+    """A table whose cells fold onto more lines in a narrow terminal instead of losing characters."""
+    t = Table(title=title)
+    for h in headers:
+        t.add_column(h, overflow="fold")
+    return t
+
+
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 def _human(n: float) -> str:
@@ -40,10 +62,13 @@ def cmd_install(a) -> None:
     if a.json:
         print(json.dumps(m))
         return
-    verb = "already installed (identical content):" if m.get("reused") else "installed"
+    verb = "installed"
+    if m.get("reused") or m.get("repaired"):
+        verb = "repaired" if m.get("repaired") else "already installed (identical content):"
     what = f"adapter [bold]{m['name']}[/] for {m['base']}" if m["kind"] == "adapter" else f"model [bold]{m['name']}[/]"
+    restored = f"; restored from the source: {', '.join(m['repaired'])}" if m.get("repaired") else ""
     out.print(f"{verb} {what} ({m['architecture']}, {m['parameters']:,} parameters, "
-              f"{len(m['files'])} files, {_human(size)}) from {m['source']}", highlight=False)
+              f"{_plural(len(m['files']), 'file')}, {_human(size)}) from {m['source']}{restored}", highlight=False)
 
 
 def cmd_list(a) -> None:
@@ -57,7 +82,7 @@ def cmd_list(a) -> None:
     if not entries:
         out.print(f"nothing installed in {home()} (try: lorakit install minilm)")
         return
-    t = Table("kind", "name", "architecture", "parameters", "size", "source", title=str(home()))
+    t = _table("kind", "name", "architecture", "parameters", "size", "source", title=str(home()))
     for e in entries:
         source = e["source"] + (f" (base: {e['base']})" if e.get("base") else "")
         t.add_row(e["kind"], e["name"], e["architecture"], f"{e['parameters']:,}", _human(e["size"]), source)
@@ -68,10 +93,10 @@ def cmd_train(a) -> None:
     from lorakit.training import launch
     from lorakit.training.loop import train
 
+    if a.recipe and "=" in a.recipe and not Path(a.recipe).is_file():  # only key=value overrides were given
+        a.recipe, a.overrides = None, [a.recipe, *a.overrides]
     if a.resume and (a.recipe or a.overrides):
         raise LorakitError("--resume takes the run folder only", f"lorakit train --resume {a.resume}")
-    if not a.resume and not a.recipe:
-        raise LorakitError("no recipe given", "lorakit train recipes/tweets-sentiment.yaml, or --resume RUN")
     if a.nproc < 1:
         raise LorakitError(f"--nproc must be at least 1, got {a.nproc}")
     if (a.nproc > 1 or a.nnodes) and not launch.in_launched_process():
@@ -89,9 +114,13 @@ def cmd_train(a) -> None:
         print(json.dumps(m))
         return
     best = m["best_val"]
-    out.print(f"best epoch {m['best_epoch']}: validation accuracy {best['accuracy']:.4f}, "
-              f"macro-F1 {best['macro_f1']:.4f}")
-    out.print(f"run folder: {m['run']}  (adapter/, metrics.json, tb/, plots/)")
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if isinstance(v, float))
+    out.print(f"best epoch {m['best_epoch']}: validation {scores}", highlight=False)
+    ex = m["examples"]
+    skipped = f"; {_plural(ex['skipped_bad_rows'], 'bad row')} skipped" if ex["skipped_bad_rows"] else ""
+    out.print(f"examples: {ex['train']:,} train, {ex['val']:,} validation, {ex['test']:,} test{skipped}",
+              highlight=False)
+    out.print(f"run folder: {m['run']}  (adapter/, metrics.json, tb/, plots/)", highlight=False)
     out.print(f"next: lorakit eval {m['run']}")
 
 
@@ -102,13 +131,13 @@ def cmd_eval(a) -> None:
     if a.json:
         print(json.dumps(r))
         return
-    t = Table("label", "precision", "recall", "f1", "support", title=f"{a.run} — {a.split} split, {r['n']} examples")
+    t = _table("label", "precision", "recall", "f1", "support", title=f"{a.run} — {a.split} split, {r['n']} examples")
     for name, s in r["per_class"].items():
         t.add_row(name, f"{s['precision']:.4f}", f"{s['recall']:.4f}", f"{s['f1']:.4f}", str(s["support"]))
     out.print(t)
     out.print(f"accuracy {r['accuracy']:.4f}   macro-F1 {r['macro_f1']:.4f}")
     if a.baselines:
-        t = Table("model", "accuracy", "macro-F1", title="the adapter against simple baselines (same split)")
+        t = _table("model", "accuracy", "macro-F1", title="the adapter against simple baselines (same split)")
         t.add_row(f"lorakit adapter ({Path(a.run).name})", f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}")
         for name, s in r["baselines"].items():
             t.add_row(name, f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}")
@@ -144,7 +173,8 @@ def cmd_predict(a) -> None:
 
         r = int8_report(a.run, a.batch_size)
         err.print(f"int8: test accuracy {r['int8_accuracy']:.4f} vs fp32 {r['fp32_accuracy']:.4f} "
-                  f"(change {r['change']:+.4f}, {r['n']} texts)", highlight=False)
+                  f"(change {r['change']:+.4f}; same label as fp32 for {r['agreement']:.1%} of {r['n']} texts)",
+                  highlight=False)
     # The bar goes to stderr and only on a terminal: stdout stays clean JSON lines.
     bar = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=err, transient=True, disable=a.quiet or not err.is_terminal or (total or 0) < 2 * a.batch_size)
@@ -180,7 +210,7 @@ def cmd_show(a) -> None:
         if m.get(k) is not None:
             v = f"{m[k]:,}" if k == "parameters" else m[k]
             out.print(f"  {k:15} {v}", highlight=False)
-    t = Table("file", "size", "sha256")
+    t = _table("file", "size", "sha256")
     for rel, f in m["files"].items():
         t.add_row(rel, _human(f["size"]), f["sha256"])
     out.print(t)
@@ -200,12 +230,13 @@ def cmd_verify(a) -> int:
     else:
         for p in r["problems"]:
             err.print(f"corrupt: {p}", highlight=False, soft_wrap=True)
+        entries = _plural(len(r["checked"]), "entry", "entries")
         if r["problems"]:
-            err.print(f"{len(r['problems'])} problem(s) in {len(r['checked'])} entries — next: reinstall with "
-                      "--force, or lorakit rm NAME", highlight=False)
-        else:
-            out.print(f"ok: {len(r['checked'])} entries verified ({', '.join(r['checked']) or 'store is empty'})",
+            err.print(f"{_plural(len(r['problems']), 'problem')} in {entries} — next: install each damaged entry again from its "
+                      "source to repair it (lorakit list shows the sources), or remove it: lorakit rm NAME",
                       highlight=False)
+        else:
+            out.print(f"ok: {entries} verified ({', '.join(r['checked']) or 'store is empty'})", highlight=False)
     return 1 if r["problems"] else 0
 
 
@@ -226,8 +257,9 @@ def cmd_gc(a) -> None:
     if a.json:
         print(json.dumps(r))
     else:
-        out.print(f"removed {r['blobs_removed']} unreferenced blobs, {r['versions_removed']} old versions and "
-                  f"{r['temp_removed']} leftovers: {_human(r['bytes_freed'])} freed", highlight=False)
+        out.print(f"removed {_plural(r['blobs_removed'], 'unreferenced blob')}, "
+                  f"{_plural(r['versions_removed'], 'old version')} and {_plural(r['temp_removed'], 'leftover')}: "
+                  f"{_human(r['bytes_freed'])} freed", highlight=False)
 
 
 def cmd_merge(a) -> None:
@@ -284,11 +316,12 @@ def cmd_export(a) -> None:
         print(json.dumps(r))
         return
     ref, cand = (r[name] for name in r["sides"])
-    out.print(f"{a.format} export -> {r['out']}  ({', '.join(r['files'])})")
-    out.print(f"check on {r['examples']} test texts, {r['threads']} threads: accuracy {ref['accuracy']:.4f} -> "
-              f"{cand['accuracy']:.4f} ({r['accuracy_change']:+.4f}); {r['speed_ratio']:.2f}x the speed of "
-              f"{r['sides'][0]}; max |logit diff| {r['max_abs_logit_diff']:.2g}, "
-              f"max |prob diff| {r['max_abs_prob_diff']:.2g}")
+    what = {"peft": "base + adapter through PEFT", "merged": "the merged fp32 model"}[r["sides"][0]]
+    out.print(f"{a.format} export -> {r['out']}  ({', '.join(r['files'])})", highlight=False)
+    out.print(f"checked on {r['examples']} test texts against {what}, {r['threads']} threads: accuracy "
+              f"{ref['accuracy']:.4f} -> {cand['accuracy']:.4f} ({r['accuracy_change']:+.4f}), same label for "
+              f"{r['prediction_agreement']:.1%}; {r['speed_ratio']:.2f}x its speed; max |logit diff| "
+              f"{r['max_abs_logit_diff']:.2g}, max |prob diff| {r['max_abs_prob_diff']:.2g}", highlight=False)
     if not r["within_tolerance"]:
         err.print(f"warning: {r['tolerance']['on']}s differ by more than the tolerance "
                   f"{r['tolerance']['max_abs_diff']:g}; see {r['out']}/check.json", highlight=False)
@@ -296,7 +329,8 @@ def cmd_export(a) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lorakit", description="Install, fine-tune, evaluate and use LoRA adapters.")
-    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    p.add_argument("--version", action="version", version=f"lorakit {__version__}")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
 
     s = sub.add_parser("install", help="install a base model or (--adapter) an adapter into the store")
     s.add_argument("source", nargs="?",
@@ -306,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", help="hub revision (branch, tag or commit)")
     s.add_argument("--adapter", metavar="SOURCE", help="install an adapter: PEFT folder, run folder, .safetensors "
                    "(PEFT or kohya) file or URL")
-    s.add_argument("--base", help="the installed base model the adapter is for")
+    s.add_argument("--base", help="the installed base model the adapter is for (default: the base a lorakit run "
+                   "records in its lorakit.json)")
     s.add_argument("--sha256", help="expected sha256 of a URL download")
     s.add_argument("--allow-pickle", action="store_true",
                    help="convert .bin/.pt/.ckpt checkpoints to safetensors (tensors only, no code is run)")
@@ -338,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_gc)
 
     s = sub.add_parser("train", help="train an adapter: lorakit train RECIPE.yaml [key=value ...]")
-    s.add_argument("recipe", nargs="?", help="YAML recipe (see recipes/)")
+    s.add_argument("recipe", nargs="?", help="YAML recipe file or a packaged recipe's name (tweets-sentiment, "
+                   "bbc-news, imdb); without one, the defaults and the overrides")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.limit=2000 train.lr=5e-4")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
     s.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
@@ -436,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if args.verb is None:  # bare `lorakit`: what it can do
+        parser.print_help()
+        return 0
     # `lorakit train R.yaml --quiet k=v` and `lorakit predict RUN --batch-size 8 TEXT`: argparse stops
     # collecting a list positional at the first option; what follows belongs to the same list.
     if extra and (any(x.startswith("-") for x in extra) or not getattr(args, "trailing", None)):

@@ -33,6 +33,9 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, *, force: b
            threads: int | None = None) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from lorakit.model.load import quiet_transformers
+
+    quiet_transformers()  # no load reports or bars between the export's own lines
     if fmt not in FORMATS:
         raise LorakitError(f"unknown export format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
     run = Path(run)
@@ -58,19 +61,19 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, *, force: b
             raise RunError(f"{test_path} is empty")
         y = [adapter.labels.index(label) for label in table.labels]
         if fmt == "safetensors":
-            reference, candidate, names = _peft_model(adapter), merged, ("peft", "merged_fp32")
+            reference, candidate, names = _peft_model(adapter), merged, ("peft", "merged")
         elif fmt == "int8":
             from lorakit.infer.quantize import INT8_WEIGHTS, load_int8, quantize_int8, save_int8
 
             save_int8(quantize_int8(merged), tmp / INT8_WEIGHTS)
-            reference, candidate, names = merged, load_int8(tmp), ("merged_fp32", "int8")
+            reference, candidate, names = merged, load_int8(tmp), ("merged", "int8")
         else:
             from lorakit.data.batching import collate
             from lorakit.export.onnx import ONNX_FILE, OnnxClassifier, to_onnx
 
             to_onnx(merged, collate(seqs[:2], tokenizer.pad_token_id), tmp / ONNX_FILE)
             reference = merged
-            candidate, names = OnnxClassifier(tmp / ONNX_FILE, torch.get_num_threads()), ("merged_fp32", "onnx")
+            candidate, names = OnnxClassifier(tmp / ONNX_FILE, torch.get_num_threads()), ("merged", "onnx")
         if fmt != "safetensors":
             os.remove(tmp / "model.safetensors")  # the folder ships the converted weights only
         result = compare(reference, candidate, seqs, y, tokenizer.pad_token_id, fmt, batch_size=batch_size, names=names)

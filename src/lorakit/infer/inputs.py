@@ -29,8 +29,10 @@ def lines(stream: TextIO) -> Iterator[str]:
 def _csv(path: Path, column: str) -> Iterator[str]:
     with _open(path) as f:
         reader = csv.DictReader(f)
-        if column not in (reader.fieldnames or []):
-            raise LorakitError(f"{path}: no column {column!r}", "set --text-column")
+        columns = reader.fieldnames or []
+        if column not in columns:
+            raise LorakitError(f"{path}: no column {column!r} (its columns: {', '.join(columns) or 'none'})",
+                               "set --text-column to the one holding the texts")
         for row in reader:
             yield row[column] or ""
 
@@ -41,9 +43,14 @@ def _jsonl(path: Path, field: str) -> Iterator[str]:
             if not line.strip():
                 continue
             try:
-                text = json.loads(line)[field]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise LorakitError(f"{path}: line {n} has no {field!r} field", "set --text-column") from None
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise LorakitError(f"{path}: line {n} is not valid JSON") from None
+            if not isinstance(row, dict) or field not in row:
+                fields = ", ".join(row) if isinstance(row, dict) else "none: not a JSON object"
+                raise LorakitError(f"{path}: line {n} has no {field!r} field (its fields: {fields})",
+                                   "set --text-column to the one holding the texts")
+            text = row[field]
             if not isinstance(text, str):
                 raise LorakitError(f"{path}: line {n}: {field!r} is not a string")
             yield text
