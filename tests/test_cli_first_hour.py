@@ -105,3 +105,34 @@ def test_a_wrong_column_lists_the_columns(tmp_path, run_cli, tiny_csv, tiny_mode
     (tmp_path / "s.jsonl").write_text('{"review": "good"}\n')
     with pytest.raises(LorakitError, match=r"line 1 has no 'text' field \(its fields: review\)"):
         list(read_file(tmp_path / "s.jsonl", "text"))
+
+
+def test_data_foreign_to_the_base_is_named_at_train_and_eval(tmp_path, tiny_model_dir, run_cli):
+    """The tiny base knows a handful of English words: text in another language gets a warning with the
+    fix, recorded in metrics.json; eval says in a sentence when a baseline beats the adapter, and why."""
+    from lorakit.evaluation.report import verdict
+    from lorakit.model.fit import vocabulary_fit
+
+    french = [("le film était vraiment formidable aujourd'hui", "positive"), ("quelle horreur ce film", "negative"),
+              ("le temps est gris", "neutral")] * 40
+    data = write_csv(tmp_path / "fr.csv", french)
+    r = run_cli("train", *overrides(tmp_path, data, tiny_model_dir, **{"train.epochs": 1}), "--quiet")
+    assert r.returncode == 0, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("warning:")]
+    assert "knows few of these texts' words" in line and "base=multilingual" in line
+    vocab = json.loads((tmp_path / "runs" / "tiny" / "metrics.json").read_text())["vocabulary"]
+    assert vocab["known_words"] < 0.7 and "warning" in vocab
+    r = run_cli("eval", tmp_path / "runs" / "tiny", "--baselines")
+    assert r.returncode == 0, r.stderr
+    assert "baseline" in r.stdout.splitlines()[-2] + r.stdout.splitlines()[-1]
+    beaten = {"accuracy": 0.5, "baselines": {"tf-idf + linear SVM": {"accuracy": 0.9}}}
+    assert verdict(beaten, vocab).startswith("the tf-idf + linear SVM baseline scores 0.4000 accuracy above the "
+                                            "adapter: the base model knows few of the data's words")
+    english = vocabulary_fit(_tokenizer(tiny_model_dir), [t for t, _ in synthetic_rows(30)])
+    assert english["known_words"] == 1.0 and english["unknown_tokens"] == 0.0
+
+
+def _tokenizer(path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)

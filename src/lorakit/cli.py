@@ -142,6 +142,7 @@ def cmd_eval(a) -> None:
         for name, s in r["baselines"].items():
             t.add_row(name, f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}")
         out.print(t)
+        out.print(r["verdict"], highlight=False)
     out.print(f"written: {Path(a.run) / f'eval_{a.split}.json'}, {Path(a.run) / 'plots' / f'confusion_{a.split}.png'}")
 
 

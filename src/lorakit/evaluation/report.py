@@ -39,6 +39,7 @@ def evaluate(run: str | Path, split: str = "test", batch_size: int = 128, with_b
     result["run"] = str(run)
     if with_baselines:
         result["baselines"] = _baselines(run, table, predictor.labels)
+        result["verdict"] = verdict(result, _vocabulary(run))
     (run / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
     (run / "plots").mkdir(exist_ok=True)
     confusion_matrix_png(result["confusion_matrix"], predictor.labels, run / "plots" / f"confusion_{split}.png",
@@ -57,3 +58,22 @@ def _baselines(run: Path, table, labels: list[str]) -> dict:
     scores = baselines(splits.train.texts + splits.val.texts, splits.train.labels + splits.val.labels,
                        table.texts, table.labels, labels)
     return {name: {k: s[k] for k in ("accuracy", "macro_f1")} for name, s in scores.items()}
+
+
+def verdict(result: dict, vocabulary: dict) -> str:
+    """One sentence: does the adapter beat the best baseline, and if not, the likely reason."""
+    name, best = max(result["baselines"].items(), key=lambda kv: kv[1]["accuracy"])
+    gap = result["accuracy"] - best["accuracy"]
+    if gap >= 0:
+        return f"the adapter scores {gap:+.4f} accuracy above the best baseline ({name})"
+    why = (f": the base model knows few of the data's words (it keeps {vocabulary['known_words']:.0%} of them whole), "
+           "so a base in the data's language should do better" if vocabulary.get("warning") else
+           ": more training data, epochs or a larger base may help")
+    return f"the {name} baseline scores {-gap:.4f} accuracy above the adapter{why}"
+
+
+def _vocabulary(run: Path) -> dict:
+    try:
+        return json.loads((run / "metrics.json").read_text()).get("vocabulary") or {}
+    except (OSError, ValueError):
+        return {}

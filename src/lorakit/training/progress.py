@@ -4,6 +4,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
+def note(message: str) -> None:
+    """A line for the user on stderr, whole whatever the terminal (warnings before training starts)."""
+    Console(stderr=True, soft_wrap=True).print(message, highlight=False, markup=False)
+
+
 class TrainProgress:
     def __init__(self, total_steps: int, enabled: bool = True, completed: int = 0):
         self.console = Console(stderr=True)

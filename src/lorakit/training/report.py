@@ -25,6 +25,7 @@ def metrics(s, p) -> dict:
                    "train_padded": sum(h["tokens_padded"] for h in history)},
         **s.meta,
         "parameters": {"trainable": s.trainable, "total": s.total, "trainable_percent": 100 * s.trainable / s.total},
+        "vocabulary": s.vocabulary,
         "processes": s.world,
         "precision": s.precision,
     }

@@ -19,11 +19,12 @@ from lorakit.config import RunConfig, save_config
 from lorakit.data.batching import padded_width
 from lorakit.errors import ConfigError, LorakitError
 from lorakit.model.device import native_bf16
+from lorakit.model.fit import fit_warning, vocabulary_fit
 from lorakit.model.load import readable_length
 from lorakit.model.peft import add_adapter, frozen_base_in_bf16
 from lorakit.store import model_dir
 from lorakit.tasks import Encoded, Task
-from lorakit.training import checkpoint, run_dir as runs, strategy
+from lorakit.training import checkpoint, progress, run_dir as runs, strategy
 from lorakit.training.attention import use_fast_attention_dropout
 from lorakit.training.distributed import gather_objects
 from lorakit.training.dropout import use_fast_dropout
@@ -48,6 +49,7 @@ class Setup:
     micro: int                # examples per forward pass in one process
     max_tokens: int | None    # padded tokens per training pass (None: no cap)
     total_steps: int
+    vocabulary: dict          # how well the base's tokenizer knows the training texts (model/fit.py)
     model: torch.nn.Module    # as prepared by accelerate (wrapped when distributed)
     peft_model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -131,6 +133,10 @@ def setup(cfg: RunConfig, run: Path, state: dict | None, overwrite: bool) -> tup
     # Tokenise once; each batch is padded to its own longest text (rounded up: see padded_width).
     train = task.encode(tokenizer, splits.train, meta, cfg.data.max_length)
     val = task.encode(tokenizer, splits.val, meta, cfg.data.max_length)
+    vocabulary = vocabulary_fit(tokenizer, splits.train.texts)
+    if main and (warning := fit_warning(vocabulary, cfg.base)):
+        vocabulary["warning"] = warning
+        progress.note(f"warning: {warning}")
 
     # Only adapter (and head) weights get gradients and optimizer state. On a CPU, AdamW's fused
     # kernel (cheaper than foreach on many small tensors); foreach on GPUs, where sharded
@@ -140,10 +146,10 @@ def setup(cfg: RunConfig, run: Path, state: dict | None, overwrite: bool) -> tup
                                   **({"fused": True} if accelerator.device.type == "cpu" else {"foreach": True}))
     scheduler = get_scheduler("constant_with_warmup" if tc.scheduler == "constant" else tc.scheduler, optimizer,
                               num_warmup_steps=round(tc.warmup_ratio * total_steps), num_training_steps=total_steps)
-    progress = Progress()
+    position = Progress()
     if state is not None:  # whole weights into the plain model; prepare() then shards them if it shards
         checkpoint.restore_weights(model, state["model"])
-        progress = Progress(**state["progress"])
+        position = Progress(**state["progress"])
         if cfg.lora.method == "adalora":
             _restore_adalora(model, state["extra"]["adalora"])
     strategy.wrap_layers_only(accelerator, model)
@@ -151,11 +157,11 @@ def setup(cfg: RunConfig, run: Path, state: dict | None, overwrite: bool) -> tup
     if state is not None:
         strategy.load_optimizer_state(model, optimizer, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        checkpoint.restore_rng(state["rng"], rank, world, reseed=tc.seed + world * progress.step)
+        checkpoint.restore_rng(state["rng"], rank, world, reseed=tc.seed + world * position.step)
     s = Setup(cfg, run, task, accelerator, precision, splits, meta, fingerprint, train, val, train.lengths,
-              tokenizer.pad_token_id, micro, max_tokens, total_steps, model, accelerator.unwrap_model(model),
-              optimizer, scheduler, trainable, total, base_dir)
-    return s, progress
+              tokenizer.pad_token_id, micro, max_tokens, total_steps, vocabulary, model,
+              accelerator.unwrap_model(model), optimizer, scheduler, trainable, total, base_dir)
+    return s, position
 
 
 def save_checkpoint(s: Setup, p: Progress) -> None:
