@@ -21,9 +21,9 @@ def make_tiny_model(path: Path, seed: int = 0, dropout: float = 0.1) -> Path:
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
-    vocab = path / "vocab.txt"
-    vocab.write_text("\n".join(VOCAB) + "\n")
-    BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True).save_pretrained(path)
+    # transformers 5 ignores vocab_file=: the vocabulary goes in as a mapping, or every word is [UNK].
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(VOCAB)}, do_lower_case=True).save_pretrained(path)
+    (path / "vocab.txt").write_text("\n".join(VOCAB) + "\n")  # the slow tokenizer's file, as hub folders have it
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=64,

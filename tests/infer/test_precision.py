@@ -35,7 +35,7 @@ def test_close_calls_are_decided_by_the_exact_model(trained_run):
     exact = p.logits(TEXTS)
     top2 = exact.topk(2, -1).values
     margins = top2[:, 0] - top2[:, 1]
-    size = 1.5 * float(margins.min())  # flips the closest rows if left alone, not the clear ones
+    size = float(margins.quantile(0.2)) + 1e-3  # flips the closest fifth if left alone, not the clear ones
     assert float(margins.max()) > 4 * size
     fast = Nudged(p.model, size)
     alone = batched_logits(fast, seqs, p.tokenizer.pad_token_id, 32)

@@ -150,6 +150,8 @@ def test_every_method_in_one_mixed_batch_matches_its_own_predictor(tiny_adapters
 
 
 def test_bf16_twin_runs_mixed_batches_and_fp32_decides_close_calls(tiny_adapters):
+    import copy
+
     from lorakit.infer.precision import CloseCalls
 
     class Counting(CloseCalls):
@@ -170,8 +172,19 @@ def test_bf16_twin_runs_mixed_batches_and_fp32_decides_close_calls(tiny_adapters
     items = [(name, t) for t in TEXTS * 4 for name in ("plain", "flipped", "binary")]
     got, want = e.classify(items), exact.classify(items)
     assert [r["label"] for r in got] == [r["label"] for r in want]
-    for r, w in zip(got, want):
-        assert r["probs"] == pytest.approx(w["probs"], abs=2e-2)
+    # The mixed bf16 rows are about as close to fp32 as each adapter's own merged bf16 model is (the
+    # stacks round the factors apart from the base; the tiny trained model is far more sensitive to
+    # bf16 rounding than a real one).
+    bound = {}
+    for name in ("plain", "flipped", "binary"):
+        single = load(tiny_adapters[name], precision="fp32")
+        twin = copy.deepcopy(single.model).to(torch.bfloat16)
+        batch = single.tokenizer(TEXTS, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            gap = (twin(**batch).logits.float().softmax(-1) - single.model(**batch).logits.softmax(-1)).abs().max()
+        bound[name] = 1.5 * float(gap) + 1e-2
+    for (name, _), r, w in zip(items, got, want):
+        assert r["probs"] == pytest.approx(w["probs"], abs=bound[name])
     assert Counting.rows_fp32 < len(items)  # bf16 answered rows on its own
 
 
