@@ -20,8 +20,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 SCRATCH = Path(tempfile.gettempdir()) / "lorakit-bench"
 """Default home of what benchmarks build and reuse between runs (a store, trained runs, adapter
 copies): under the system temp dir, never inside the repository."""
-SCRATCH_OPTIONS = ("--work", "--runs")
-"""Options that only say where scratch files go: left out of a recorded command."""
+SCRATCH_OPTIONS = ("--work", "--runs", "--before")
+"""Options that only say where files go (scratch, another checkout): left out of a recorded command."""
 
 
 def machine() -> dict:
