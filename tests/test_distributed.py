@@ -58,6 +58,7 @@ def _close(a, b, atol=2e-4, rtol=1e-3):
         torch.testing.assert_close(wa[k], wb[k], atol=atol, rtol=rtol)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
     r = subprocess.run(_cli(tmp_path, tiny_csv, tiny_model_no_dropout, "two", "--nproc", "2"),
                        capture_output=True, text=True, timeout=600)
@@ -71,6 +72,7 @@ def test_two_processes_match_one(tmp_path, tiny_csv, tiny_model_no_dropout, one_
     assert [h["step"] for h in m1["history"]] == [h["step"] for h in m2["history"]]
 
 
+@pytest.mark.slow
 def test_accelerate_launch_runs_two_processes_that_match_one(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
     """`accelerate launch` with no config file (HF_HOME is a fresh folder): its torchrun launcher
     (--multi_gpu, the one that starts N processes; on CPUs they use gloo) runs the same training."""
@@ -93,6 +95,7 @@ def _wait_for_checkpoint(proc, run, timeout: float = 300) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_dead_process_stops_the_run_and_resume_finishes_it(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
     proc = subprocess.Popen(_cli(tmp_path, tiny_csv, tiny_model_no_dropout, "two", "--nproc", "2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -114,6 +117,7 @@ def test_a_dead_process_stops_the_run_and_resume_finishes_it(tmp_path, tiny_csv,
     _close(one_process, run)
 
 
+@pytest.mark.slow
 def test_resume_replays_each_processs_own_dropout_masks(tmp_path, tiny_csv, tiny_model_dir):
     """Each process draws its own dropout masks; a checkpoint keeps every process's RNG state, so a run
     killed and resumed with the same process count ends exactly where the uninterrupted run does."""
@@ -145,6 +149,7 @@ ADALORA = {"lora.method": "adalora", "lora.r": 2, "lora.adalora_init_r": 6, "lor
            "lora.adalora_tfinal": 0.2, "lora.adalora_delta_t": 2}
 
 
+@pytest.mark.slow
 def test_adalora_two_processes_match_one(tmp_path, tiny_csv, tiny_model_no_dropout):
     """AdaLoRA reallocates ranks from the gradients: after DDP's all-reduce they are the same on every
     process, so two processes prune the same ranks as one does."""

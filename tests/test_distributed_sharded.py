@@ -228,6 +228,7 @@ def _resume(cmd, run):
     return cmd[:cmd.index("train") + 1] + ["--resume", str(run), "--quiet"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_two_sharded_processes_match_one_with_whole_lora_b(name, tmp_path, tiny_csv, tiny_model_no_dropout,
                                                            one_process):
@@ -240,6 +241,7 @@ def test_two_sharded_processes_match_one_with_whole_lora_b(name, tmp_path, tiny_
     assert json.loads((run / "metrics.json").read_text())["processes"] == 2
 
 
+@pytest.mark.slow
 def test_fsdp_run_killed_then_resumed_matches_one_process(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
     cmd = _cli(tmp_path, tiny_csv, tiny_model_no_dropout, "fsdp", **STRATEGIES["fsdp"])
     run = tmp_path / "runs" / "fsdp"
@@ -248,6 +250,7 @@ def test_fsdp_run_killed_then_resumed_matches_one_process(tmp_path, tiny_csv, ti
     _close(one_process, run)
 
 
+@pytest.mark.slow
 def test_zero3_checkpoint_resumes_under_ddp_not_deepspeed(tmp_path, tiny_csv, tiny_model_no_dropout, one_process):
     pytest.importorskip("deepspeed")
     cmd = _cli(tmp_path, tiny_csv, tiny_model_no_dropout, "zero3", **STRATEGIES["zero3"])

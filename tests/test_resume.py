@@ -55,6 +55,7 @@ def _wait_for(path, proc, timeout=120):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_the_uninterrupted_run(tmp_path, tiny_csv, tiny_model_dir, reference):
     proc = _start(tmp_path, tiny_csv, tiny_model_dir)
     run = tmp_path / "runs" / "tiny"
@@ -67,6 +68,7 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(tmp_path, tiny_csv, t
     _same_run(run, reference)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, tiny_csv, tiny_model_dir, reference):
     proc = _start(tmp_path, tiny_csv, tiny_model_dir)
     run = tmp_path / "runs" / "tiny"

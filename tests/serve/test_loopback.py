@@ -1,3 +1,4 @@
+import pytest
 """A real uvicorn server on 127.0.0.1 under concurrent clients, malformed requests mixed in: no 5xx."""
 
 import random
@@ -24,6 +25,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_1000_requests_from_16_clients_no_5xx(tiny_adapters):
     engine = Engine(str(tiny_adapters["base"]))
     for n in ("plain", "flipped", "binary"):
