@@ -57,3 +57,13 @@ def test_eval_says_what_it_takes_when_given_a_merged_folder(trained_run, tmp_pat
     merge(trained_run, tmp_path / "merged")
     with pytest.raises(RunError, match="is a merged model: lorakit eval scores a run"):
         evaluate(tmp_path / "merged")
+
+
+def test_commands_that_take_adapters_say_so_for_a_merged_folder(trained_run, tmp_path):
+    from lorakit.export.merge import merge
+    from lorakit.model.adapters import resolve
+
+    merge(trained_run, tmp_path / "merged")
+    with pytest.raises(RunError, match="is a merged model, not an adapter") as e:
+        resolve(tmp_path / "merged")  # serve --adapter, merge, combine, install --adapter read adapters this way
+    assert "lorakit predict takes merged and exported folders" in e.value.hint

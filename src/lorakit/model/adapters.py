@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lorakit.errors import LorakitError, NotInstalledError, RunError, StoreError
+from lorakit.model.merged import read_merged
 from lorakit.store import model_dir
 from lorakit.store.layout import entry_dir
 
@@ -44,6 +45,10 @@ def locate(source: str | Path) -> Path:
         for d in (path / "adapter", path):
             if (d / CONFIG).is_file():
                 return d
+        if read_merged(path) is not None:
+            raise RunError(f"{source} is a merged model, not an adapter: this command takes a run folder, an adapter "
+                           "folder or an installed adapter's name",
+                           "give the run it was merged from; lorakit predict takes merged and exported folders")
         if path.is_dir():
             raise RunError(f"{source}: no trained adapter here (no {CONFIG})",
                            f"give a run folder written by lorakit train, or train one: lorakit train RECIPE name={path.name}")
