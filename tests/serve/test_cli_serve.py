@@ -1,7 +1,10 @@
+import socket
+
 import pytest
 
 from lorakit.cli import main
 from lorakit.errors import LorakitError
+from lorakit.serve import run
 from lorakit.serve.run import build_engine, parse_adapter
 from serve_fixtures import install_adapter, tiny_adapters  # noqa: F401  (fixture)
 
@@ -28,3 +31,45 @@ def test_serve_user_errors_exit_1_with_one_line(tiny_adapters, tmp_path, capsys)
     assert "not found" in err and "Traceback" not in err
     assert main(["serve", "--adapter", "not-installed"]) == 1
     assert "lorakit install" in capsys.readouterr().err
+
+
+class NoServer:
+    """Stands in for uvicorn's server: records what it would serve on, returns at once."""
+
+    sockets: list = []
+
+    def __init__(self, config):
+        self.config = config
+
+    def run(self, sockets=None):
+        NoServer.sockets = [s.getsockname() for s in sockets]
+
+
+def test_a_busy_port_is_one_error_line_before_anything_loads_or_is_announced(tiny_adapters, capsys, monkeypatch):
+    built = []
+    monkeypatch.setattr(run, "build_engine", lambda *a, **k: built.append(a))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--adapter", f"p={tiny_adapters['plain']}", "--port", str(port)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert not built
+    assert err.startswith("error: ") and f"{port}" in err and "already in use" in err
+    assert "— next: " in err and "--port" in err
+    assert "serving" not in err and "Traceback" not in err and "Errno" not in err
+
+
+def test_the_start_up_line_names_the_real_port_and_counts_adapters_in_proper_english(tiny_adapters, capsys,
+                                                                                    monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "Server", NoServer)
+    plain, flipped = f"p={tiny_adapters['plain']}", f"f={tiny_adapters['flipped']}"
+    assert main(["serve", "--adapter", plain, "--port", "0"]) == 0
+    line = " ".join(capsys.readouterr().err.split())
+    (host, port), = NoServer.sockets
+    assert port > 0 and f"serving 1 adapter over {tiny_adapters['base']} (p) on http://127.0.0.1:{port} " in line
+    assert main(["serve", "--adapter", plain, "--adapter", flipped, "--port", "0"]) == 0
+    assert "serving 2 adapters over " in capsys.readouterr().err
+

@@ -1,6 +1,8 @@
-"""`lorakit serve`: build the engine, load the start-up adapters, run uvicorn."""
+"""`lorakit serve`: take the port, build the engine, load the start-up adapters, run uvicorn."""
 
+import errno
 import os
+import socket
 
 from lorakit.errors import LorakitError
 from lorakit.infer.engine import Engine
@@ -38,6 +40,39 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, taken before anything is loaded: a busy port is one error line.
+
+    uvicorn would bind only after the model has loaded and the start-up line has said it serves.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart need not wait for TIME_WAIT
+    try:
+        sock.bind((host, port))
+    except OverflowError:
+        sock.close()
+        raise LorakitError(f"--port {port}: a port is 0-65535", "--port 8000, or --port 0 for any free one") from None
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise LorakitError(f"port {port} on {host} is already in use",
+                               f"--port another (--port 0 picks a free one), or stop what listens on {port}") from None
+        if e.errno == errno.EACCES:
+            raise LorakitError(f"no permission to listen on port {port}", "--port 1024 or above") from None
+        raise LorakitError(f"cannot listen on {host}:{port}: {e.strerror or e}",
+                           "--host 127.0.0.1 (this machine only) or an address of this machine") from None
+    return sock
+
+
+def startup_line(engine: Engine, host: str, port: int) -> str:
+    n = len(engine.adapters)
+    what = f"{n} adapter{'' if n == 1 else 's'} over {engine.base} ({', '.join(engine.names())})" if n else \
+        f"no adapters yet over {engine.base}"
+    url_host = f"[{host}]" if ":" in host else host
+    return f"serving {what} on http://{url_host}:{port}  (docs: /docs, metrics: /metrics)"
+
+
 def serve(base: str | None, adapters: list[str], host: str = "127.0.0.1", port: int = 8000,
           settings: Settings = Settings(), threads: int | None = None, log=print) -> None:
     import torch
@@ -45,17 +80,21 @@ def serve(base: str | None, adapters: list[str], host: str = "127.0.0.1", port: 
 
     from lorakit.serve.app import create_app
 
-    # One core stays with the HTTP event loop: on 2 cores, two torch threads competing with it
-    # made every small op wait for a thread wake-up (measured 4x slower forward passes).
-    torch.set_num_threads(threads or default_threads())
     settings = with_env_key(settings)
-    engine = build_engine(base, adapters, mixed=settings.mixed, precision=settings.precision)
-    if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
-        log(f"warning: listening on {host} without --api-key: anyone who can reach it can use it")
-    log(f"serving {len(engine.adapters)} adapter(s) over {engine.base} ({', '.join(engine.names()) or 'none yet'}) "
-        f"on http://{host}:{port}  (docs: /docs, metrics: /metrics)")
-    uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning",
-                timeout_keep_alive=5, server_header=False)
+    sock = listen(host, port)
+    try:
+        # One core stays with the HTTP event loop: on 2 cores, two torch threads competing with it
+        # made every small op wait for a thread wake-up (measured 4x slower forward passes).
+        torch.set_num_threads(threads or default_threads())
+        engine = build_engine(base, adapters, mixed=settings.mixed, precision=settings.precision)
+        if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+            log(f"warning: listening on {host} without --api-key: anyone who can reach it can use it")
+        log(startup_line(engine, host, sock.getsockname()[1]))
+        config = uvicorn.Config(create_app(engine, settings), host=host, port=sock.getsockname()[1],
+                                log_level="warning", timeout_keep_alive=5, server_header=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
-__all__ = ["build_engine", "parse_adapter", "serve"]
+__all__ = ["build_engine", "listen", "parse_adapter", "serve"]
