@@ -2,10 +2,11 @@ import socket
 
 import pytest
 
-from lorakit.cli import main
+from lorakit.cli import build_parser, main
 from lorakit.errors import LorakitError
 from lorakit.serve import run
 from lorakit.serve.run import build_engine, parse_adapter
+from lorakit.serve.settings import Settings
 from serve_fixtures import install_adapter, tiny_adapters  # noqa: F401  (fixture)
 
 
@@ -73,3 +74,15 @@ def test_the_start_up_line_names_the_real_port_and_counts_adapters_in_proper_eng
     assert main(["serve", "--adapter", plain, "--adapter", flipped, "--port", "0"]) == 0
     assert "serving 2 adapters over " in capsys.readouterr().err
 
+
+def test_serve_help_shows_every_default_and_they_are_the_servers(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for default in ("127.0.0.1", "8000", "64", "5000", "2097152", "1024", "5.0", "30.0", "auto"):
+        assert f"(default: {default})" in help_text, default
+    a = build_parser().parse_args(["serve"])
+    limits = Settings()
+    assert (a.max_texts, a.max_chars, a.max_body_bytes, a.max_queue, a.max_batch, a.max_wait_ms, a.timeout,
+            a.precision) == (limits.max_texts, limits.max_chars, limits.max_body_bytes, limits.max_queue,
+                             limits.max_batch, limits.max_wait_ms, limits.request_timeout_s, limits.precision)
