@@ -41,10 +41,30 @@ def tiny_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "synthetic.csv", synthetic_rows(600))
 
 
-@pytest.fixture
-def tiny_run(tmp_path, tiny_csv, tiny_model_dir) -> Path:
-    """A trained run folder of the tiny model (a few seconds)."""
+@pytest.fixture(scope="session")
+def trained_tiny_run(tmp_path_factory, tiny_model_dir) -> Path:
+    """A run of the tiny model on the synthetic CSV, trained once per test session: copy it (tiny_run)."""
     from lorakit.training.loop import train
 
-    m = train(overrides=tiny_overrides(tmp_path / "runs", tiny_csv, tiny_model_dir), show_progress=False)
+    root = tmp_path_factory.mktemp("trained")
+    data = write_csv(root / "synthetic.csv", synthetic_rows(600))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LORAKIT_HOME", str(root / "home"))
+        m = train(overrides=tiny_overrides(root / "runs", data, tiny_model_dir), show_progress=False)
     return Path(m["run"])
+
+
+@pytest.fixture
+def tiny_run(tmp_path, tiny_csv, trained_tiny_run) -> Path:
+    """A trained run folder of the tiny model, this test's own: a copy of the session's run whose
+    recipe reads this test's ``tiny_csv`` (the same rows, so the run resumes and evaluates as its own)."""
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(trained_tiny_run, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["dataset"], config["out_dir"] = str(tiny_csv), str(tmp_path / "runs")
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return run

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from export_helpers import synthetic_rows, tiny_overrides, write_csv
+from helpers import synthetic_rows, tiny_overrides, write_csv
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,6 @@
-"""Helpers of the export tests: reference logits, file hashes, the tiny-data builders."""
+"""Helpers of the export tests: reference logits and file hashes."""
 
-import importlib.util
 from pathlib import Path
-
-# The tests' root conftest holds the tiny-data helpers; load it by path (both files are named conftest).
-_spec = importlib.util.spec_from_file_location("_lorakit_tests_root", Path(__file__).parents[1] / "conftest.py")
-root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(root)
-synthetic_rows, tiny_overrides, write_csv, make_tiny_model = (root.synthetic_rows, root.tiny_overrides,
-                                                              root.write_csv, root.make_tiny_model)
-
 
 TEXTS = ["good movie", "bad film today", "the a it", "great fun and happy", "awful boring sad film", "this is"]
 

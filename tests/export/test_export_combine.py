@@ -64,7 +64,7 @@ def _with_meta(run, tmp_path, name, **changes):
 
 
 def test_incompatible_adapters_are_refused_in_one_line(trained, tmp_path, tiny_model_dir):
-    from export_helpers import make_tiny_model
+    from helpers import make_tiny_model
 
     a = trained("lora")
     other_base = make_tiny_model(tmp_path / "other-base", seed=1)

@@ -113,7 +113,7 @@ def test_unmerge_refuses_dora_and_a_different_adapter(trained, tmp_path):
 
 
 def test_adapter_of_another_base_is_refused_with_one_line(trained, tmp_path):
-    from export_helpers import make_tiny_model
+    from helpers import make_tiny_model
     from transformers import BertConfig, BertModel
 
     other = tmp_path / "wide"

@@ -1,6 +1,5 @@
 import json
 
-from infer_fixtures import trained_run  # noqa: F401  (fixture)
 from lorakit.cli import main
 from lorakit.infer.predictor import load
 

@@ -5,7 +5,6 @@ import torch
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers import synthetic_rows
-from infer_fixtures import trained_run  # noqa: F401  (fixture)
 from lorakit.data.batching import encode
 from lorakit.errors import LorakitError
 from lorakit.infer.precision import CloseCalls

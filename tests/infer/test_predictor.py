@@ -3,7 +3,6 @@ import json
 import pytest
 import torch
 
-from infer_fixtures import trained_run  # noqa: F401  (fixture)
 from lorakit.data.batching import padded_width
 from lorakit.errors import LorakitError, RunError
 from lorakit.infer.predictor import load

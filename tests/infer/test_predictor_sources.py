@@ -6,7 +6,6 @@ import stat
 import pytest
 import torch
 
-from infer_fixtures import trained_run  # noqa: F401  (fixture)
 from lorakit.errors import LorakitError, RunError
 from lorakit.infer.predictor import load
 
