@@ -14,10 +14,13 @@ __version__ = "0.1.0"
 
 
 def install(source: str, name: str | None = None, force: bool = False, revision: str | None = None, **kwargs) -> dict:
-    """Install a base model; with ``base=NAME``, install ``source`` as an adapter for that base."""
+    """Install a base model; with ``base=NAME``, or for a lorakit run folder (which records its base),
+    install ``source`` as an adapter."""
+    from pathlib import Path
+
     from lorakit.store import install_adapter, install_model
 
-    if kwargs.get("base"):
+    if kwargs.get("base") or (Path(source).expanduser() / "adapter" / "lorakit.json").is_file():
         return install_adapter(source, name=name, force=force, revision=revision, **kwargs)
     return install_model(source, name=name, force=force, revision=revision, **kwargs)
 

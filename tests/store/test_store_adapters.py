@@ -227,3 +227,12 @@ def test_single_file_alpha_from_metadata(tmp_path, tiny_model_dir, cli, tiny_ins
     save_file(w, tmp_path / "bad.safetensors", metadata={"lora_alpha": "lots"})
     rc, _, err = cli("install", "--adapter", tmp_path / "bad.safetensors", "--base", "tiny")
     assert_one_line_error(rc, err, "lora_alpha 'lots' is not a number")
+
+
+def test_python_install_of_a_run_folder_takes_its_recorded_base(tiny_run, tiny_model_dir):
+    """lorakit.install(run) installs the run's adapter over the base its lorakit.json records, as the CLI does."""
+    import lorakit
+
+    lorakit.install(str(tiny_model_dir), name="tiny")
+    m = lorakit.install(str(tiny_run), name="tiny-run")
+    assert m["kind"] == "adapter" and m["base"] == "tiny"
