@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lorakit import __version__
@@ -50,8 +51,12 @@ def create_app(engine: Engine, settings: Settings = Settings()) -> FastAPI:
         yield
         await batcher.stop()
 
-    app = FastAPI(title="lorakit", version=__version__, lifespan=lifespan,
-                  description="Classify texts with many LoRA adapters over one base model.")
+    # /docs and /redoc with their scripts, styles and icon served from here (FastAPI's own pages load
+    # them from CDNs and Google Fonts: a blank page offline); validatorUrl None: Swagger UI would
+    # otherwise send the spec's URL to validator.swagger.io.
+    app = FastAPIOffline(title="lorakit", version=__version__, lifespan=lifespan,
+                         description="Classify texts with many LoRA adapters over one base model.",
+                         swagger_ui_parameters={"validatorUrl": None})
     app.state.engine, app.state.batcher, app.state.metrics = engine, batcher, metrics
     auth = [Depends(bearer_guard(settings.api_key))]
     ClassifyRequest = classify_request(settings.max_texts, settings.max_chars)
