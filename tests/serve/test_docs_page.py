@@ -47,3 +47,13 @@ def test_the_stylesheets_fetch_no_fonts_or_images_from_elsewhere(docs_client):
             css = docs_client.get(url).text
             assert "@import" not in css
             assert not re.findall(r"url\(\s*(?!['\"]?data:)[^)]*\)", css), url
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/docs/oauth2-redirect"])
+def test_docs_pages_forbid_the_browser_any_other_origin(docs_client, page):
+    # ReDoc's bundle loads its logo from cdn.redoc.ly whatever the page says: the policy stops such loads.
+    policy = docs_client.get(page).headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";") if d.strip())
+    assert directives["default-src"] == "'self'"
+    for name, sources in directives.items():
+        assert not re.search(r"https?:|\*|//", sources), (name, sources)

@@ -14,7 +14,7 @@ from lorakit.errors import LorakitError, NotInstalledError
 from lorakit.infer.engine import AlreadyLoaded, Engine, UnknownAdapter
 from lorakit.model import adapters as adapter_files
 from lorakit.serve.batcher import Batcher, QueueFull
-from lorakit.serve.guards import ApiError, BodyLimit, JsonBodies, bearer_guard, error_response
+from lorakit.serve.guards import ApiError, BodyLimit, JsonBodies, LocalOnlyPages, bearer_guard, error_response
 from lorakit.serve.memory import heap_trimmer
 from lorakit.serve.metrics import Metrics
 from lorakit.serve.schemas import AdapterOut, AdaptersOut, ClassifyResponse, LoadAdapter, classify_request
@@ -89,6 +89,7 @@ def create_app(engine: Engine, settings: Settings = Settings()) -> FastAPI:
 
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(LocalOnlyPages, pages=("/docs", "/redoc", app.swagger_ui_oauth2_redirect_url))
 
     # ---- metrics of every request (route templates only: no unbounded labels) --------------
 

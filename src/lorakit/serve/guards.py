@@ -90,6 +90,34 @@ class JsonBodies:
         await self.app({**scope, "headers": [*headers, (b"content-type", b"application/json")]}, receive, send)
 
 
+class LocalOnlyPages:
+    """ASGI middleware: the docs pages may load nothing from another origin (Content-Security-Policy).
+
+    Their assets are served from here, but a bundle may still reach out by itself (ReDoc fetches its
+    logo from cdn.redoc.ly); the browser refuses any such load. Inline scripts and styles stay allowed:
+    Swagger UI starts from one and ReDoc styles itself inline.
+    """
+
+    POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+              "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; object-src 'none'; "
+              "base-uri 'none'; frame-ancestors 'self'").encode()
+
+    def __init__(self, app, pages: tuple[str, ...]):
+        self.app, self.pages = app, pages
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] not in self.pages:
+            return await self.app(scope, receive, send)
+
+        async def with_policy(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"content-security-policy", self.POLICY)]}
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
+
+
 def bearer_guard(api_key: str | None):
     """A FastAPI dependency: with a key set, require ``Authorization: Bearer KEY`` (constant-time compare)."""
 
