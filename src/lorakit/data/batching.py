@@ -57,7 +57,7 @@ def pass_tokens(width: int, max_tokens: int) -> int:
     activations and [rows, heads, width, width] attention maps for its backward pass, and past about
     128 tokens the maps grow to dominate: the budget then shrinks with the square root of the width
     (half of ``max_tokens`` at 512), which keeps a pass's activations roughly level across widths
-    (its memory and time effect: benchmarks/README.md)."""
+    (its memory and time effect: benchmarks/README.md, Measurements behind the code)."""
     return max_tokens if width <= 128 else int(max_tokens * math.sqrt(128 / width))
 
 
@@ -87,7 +87,7 @@ def sorted_batches(lengths: list[int], batch_size: int, max_tokens: int | None =
 # width: eight widths per doubling, at most 12.5% padding). Each new batch shape costs oneDNN (bf16
 # matmuls on CPU) freshly compiled kernels and memory that is never returned, while padding costs
 # compute; odd widths also slow the attention matmuls, whose inner dimension is the width. The
-# measurements behind the choice are in benchmarks/README.md.
+# measurements behind the choice are in benchmarks/README.md (Measurements behind the code).
 # Dynamic int8 models take exact widths (multiple=1): their activation scales see padded positions.
 WIDTH_MULTIPLE = 4
 

@@ -6,7 +6,9 @@ ends at one full copy in memory; ``save_file`` needs every output tensor in memo
 merge must stay near one base in memory, not two, so here each tensor is read with a positioned
 read and the output is streamed: the header is known up front (a merged tensor keeps its base
 dtype and shape), then tensors are appended one by one. Headers are validated by the store's
-checker before any offset is trusted. Importing torch is avoided on purpose (~200 MB resident).
+checker before any offset is trusted. Importing torch is avoided on purpose: the import alone
+holds resident memory that a merge does not need (figure: benchmarks/README.md, Measurements
+behind the code).
 """
 
 import json

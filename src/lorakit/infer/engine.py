@@ -67,7 +67,8 @@ class Engine:
         self.mixed = mixed
         self.sub_batch = sub_batch      # rows per forward pass, at most
         # Padded tokens per real token, at most (beyond the first row): bf16 passes are so quick that
-        # each extra pass costs more than padding, fp32 ones are not (benchmarks/README.md).
+        # each extra pass costs more than padding, fp32 ones are not (figures: benchmarks/README.md,
+        # Measurements behind the code).
         self.max_padding = max_padding if max_padding is not None else (1.0 if self.precision == "bf16" else 0.25)
         self.merge_single = merge_single and mixed
         self.adapters: dict[str, AdapterInfo] = {}

@@ -2,8 +2,9 @@
 
 PEFT's mixed batches (``adapter_names=[...]``) run each targeted layer once per adapter, on that
 adapter's rows: with 8 adapters over minilm's 37 LoRA layers that is ~1,800 small ops per forward
-pass, more than the base model's own cost (measured: 8-adapter mixed batches served 0.65x the
-texts/s of one merged adapter). Here each layer holds the factors of all adapters stacked,
+pass, more than the base model's own cost: 8-adapter mixed batches served far fewer texts/s than
+one merged adapter (figures: benchmarks/README.md, Measurements behind the code). Here each layer
+holds the factors of all adapters stacked,
 
     A: [adapters, in, r]      B: [adapters, r, out]  (B scaled by each adapter's scaling)
 
@@ -18,9 +19,9 @@ up to at most half the layer's width, the LoRA branch goes inside the base matmu
     y = [x | (x A_all) ⊙ M[row]] · [W | B_all]ᵀ + bias
 
 (``M[row]`` keeps the row's own rank columns): the output is written once. On a CPU with AMX,
-writing and adding a second output costs about as much as a small layer's matmul: measured on
-minilm in bf16 (one thread, 16 tweets per call, 8 adapters), mixed batches ran at 0.68x the speed
-of one merged adapter with the gathered branch, at 0.79-0.90x with this one.
+writing and adding a second output costs about as much as a small layer's matmul, so mixed batches
+come closer to one merged adapter's speed this way than with the gathered branch (figures:
+benchmarks/README.md, Measurements behind the code).
 
 PEFT still loads the adapters (key names, rank patterns, rsLoRA and AdaLoRA scalings); its
 adapter layers are switched off while stacked and only hold the weights the stacks are built from.

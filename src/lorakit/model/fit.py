@@ -3,8 +3,8 @@ most words into sub-word pieces (or unknown tokens), and LoRA on it learns far l
 
 The measure: the share of the data's words (letters only, three or more) that the tokenizer keeps
 whole as one known token, and the share of all tokens that are the unknown token. English text on an
-English base keeps most words whole; other languages and scripts keep few (benchmarks/README.md has
-the figures this threshold comes from).
+English base keeps most words whole; other languages and scripts keep few (benchmarks/README.md,
+Measurements behind the code, has the figures the thresholds come from).
 """
 
 import re

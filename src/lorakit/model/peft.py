@@ -60,7 +60,7 @@ def frozen_base_in_bf16(model) -> None:
     have their casts cached), and a bf16 base without autocast makes PEFT cast each LoRA layer's
     input to its fp32 weights and the sum back: four copies of an activation per layer and step.
     With autocast those casts are not needed, so PEFT's are switched off. (The step times of each
-    form are in benchmarks/README.md.)
+    form are in benchmarks/README.md, Measurements behind the code.)
     """
     for p in model.parameters():
         if not p.requires_grad and p.is_floating_point():

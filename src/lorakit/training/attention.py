@@ -1,9 +1,10 @@
 """Scaled dot-product attention for CPU training, with the cheap dropout mask of dropout.py.
 
 With attention dropout on, torch's SDPA on a CPU takes its math path: q, k and v copied to fp32,
-and the mask of the attention probabilities drawn with ``aten::bernoulli_`` (5.5 ns per element;
-6% of a minilm LoRA step on 2 cores). This is that math path written out, with ``fast_dropout``
-and everything left in the autocast dtype, like transformers' eager attention under autocast. Everything else (evaluation, no dropout, causal or
+and the mask of the attention probabilities drawn with ``aten::bernoulli_``, a visible share of a
+minilm LoRA step (figures: benchmarks/README.md, Measurements behind the code). This is that math
+path written out, with ``fast_dropout`` and everything left in the autocast dtype, like
+transformers' eager attention under autocast. Everything else (evaluation, no dropout, causal or
 grouped-query attention) goes to transformers' own SDPA function unchanged.
 
 Registered with transformers' attention interface, so a model switches to it with

@@ -1,19 +1,19 @@
-"""Dropout whose random mask costs a seventh of torch's on CPU.
+"""Dropout whose random mask costs far less than torch's on CPU.
 
-Profiling a LoRA step of minilm on 2 CPU cores put 33% of the time in ``aten::bernoulli_``: the
-51 dropout layers of a step (BERT's own and one per LoRA module) each draw one 32-bit random
-number per element. Here one 64-bit draw from the same torch generator gives eight 8-bit lanes
-(or four 16-bit ones), each compared with a threshold: a Bernoulli mask whose drop probability is
-p rounded to 1/256 when that is within 2% of p (0.1 -> 26/256 = 0.1016), else to 1/65536, scaled
-by 1/(1 - that probability) so the expectation stays exact. Seeds and checkpoints still replay a
-run exactly. Measured on a [1664, 1536] activation: the mask alone 12.5 ms with ``bernoulli_``,
-3.2 ms with 16-bit lanes, 1.7 ms with 8-bit lanes.
+Profiling a LoRA step of minilm on 2 CPU cores put a large share of the time in
+``aten::bernoulli_``: the 51 dropout layers of a step (BERT's own and one per LoRA module) each
+draw one 32-bit random number per element. Here one 64-bit draw from the same torch generator
+gives eight 8-bit lanes (or four 16-bit ones), each compared with a threshold: a Bernoulli mask
+whose drop probability is p rounded to 1/256 when that is within 2% of p (0.1 -> 26/256 = 0.1016),
+else to 1/65536, scaled by 1/(1 - that probability) so the expectation stays exact. Seeds and
+checkpoints still replay a run exactly. 8-bit lanes make the mask cheaper than 16-bit ones, and
+both far cheaper than ``bernoulli_`` (figures: benchmarks/README.md, Measurements behind the code).
 
 The mask is applied as a multiply by 0/1 values that the comparison makes in the activation's
-dtype (``torch.ge(..., out=)``), the scale in the same pass: torch's ``where`` and
-any bool-with-float op take a slow mixed-dtype path on CPU (on a [1056, 1536] activation: 1.0 ms
-for ``where``, 0.36 ms for the multiply), and a bool mask would need a conversion pass. The
-backward pass keeps the random lanes (1 byte per element) and makes the multiplier again.
+dtype (``torch.ge(..., out=)``), the scale in the same pass: torch's ``where`` and any
+bool-with-float op take a slow mixed-dtype path on CPU (``where`` is slower than the multiply),
+and a bool mask would need a conversion pass. The backward pass keeps the random lanes (1 byte
+per element) and makes the multiplier again.
 """
 
 import functools
@@ -54,14 +54,15 @@ class Mask(NamedTuple):
     def multiplier(self, dtype: torch.dtype) -> torch.Tensor:
         """A fresh tensor holding 0 where dropped and 1 where kept, from one comparison with ``out=``
         in ``dtype``. torch runs it through a bool temporary and a copy, yet it is the cheapest eager
-        path measured ([2560, 1536] bf16: 0.55 ms, against 0.9 ms for the bool comparison alone and
-        3.2 ms for multiplying by a bool mask)."""
+        path measured: cheaper than the bool comparison alone and than multiplying by a bool mask
+        (figures: benchmarks/README.md, Measurements behind the code)."""
         m = torch.empty(self.lanes.shape, dtype=dtype, device=self.lanes.device)
         return torch.ge(self.lanes, self.threshold, out=m)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """x ⊙ mask · scale as a fresh tensor: the multiplier, then one fused multiply (``addcmul`` onto
-        a broadcast zero; two in-place multiplies took 1.8x as long on a [2560, 1536] bf16 tensor)."""
+        a broadcast zero: two in-place multiplies took longer; figures: benchmarks/README.md,
+        Measurements behind the code)."""
         return torch.addcmul(x.new_zeros(()), x, self.multiplier(x.dtype), value=self.scale)
 
 

@@ -5,14 +5,13 @@ output that is a copy of the base output, a multiply by the scaling and an add, 
 backward pass, plus five modules' worth of Python per layer. Here the scaling goes into B (an
 [out, r] matrix) and the dropout's 1/keep scale into the [tokens, r] product, the branch is
 accumulated into the base matmul's output (addmm_), and the backward pass is written out with the
-base and LoRA input gradients summed by one addmm. Measured on minilm, 2 CPU cores, bf16: 5-10%
-more samples/s.
+base and LoRA input gradients summed by one addmm: fewer passes over the [tokens, out] output and
+less Python per layer, so more samples/s than PEFT's forward.
 
 On a CPU in bf16 the frozen base weight goes to oneDNN once, in its own blocked layout (and once
 transposed, for the input gradient), instead of being reordered inside every matmul call: the same
-products bit for bit, 20-25% less time for minilm's matmuls with a bias ([1056, 384] x [384, 1536]:
-0.80 -> 0.61 ms), 3% more samples/s on the whole step; it keeps two more copies of the frozen
-linear weights (43 MB for minilm).
+products bit for bit in less time per matmul; it keeps two more copies of the frozen linear
+weights (figures: benchmarks/README.md, Measurements behind the code).
 
 Same parameters and files, and the same dropout masks (``draw_mask``, drawn at the same point of
 the forward pass as PEFT's dropout module would), so a run takes the same course whichever path it
