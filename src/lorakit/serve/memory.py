@@ -1,10 +1,10 @@
 """Keep a long-running server's memory flat.
 
 Requests of varying lengths allocate and free tensors of ever new sizes; glibc keeps the freed
-pages in fragmented heaps, and a server's memory grew by ~25 MB per 500 requests (minilm,
-8 adapters). Trimming the heap after each batch gives them back: memory stayed flat over
-3,000 requests at no measurable cost (102 s vs 101 s for 500 batches). A fixed mmap threshold
-also kept it flat but cost 27% in speed.
+pages in fragmented heaps, and a server's memory kept growing with the requests served. Trimming
+the heap after each batch gives them back: memory stays flat at no measurable cost. A fixed mmap
+threshold also kept it flat but cost speed (figures: benchmarks/README.md, Measurements behind
+the code).
 """
 
 import ctypes

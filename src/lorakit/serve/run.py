@@ -84,7 +84,8 @@ def serve(base: str | None, adapters: list[str], host: str = "127.0.0.1", port: 
     sock = listen(host, port)
     try:
         # One core stays with the HTTP event loop: on 2 cores, two torch threads competing with it
-        # made every small op wait for a thread wake-up (measured 4x slower forward passes).
+        # made every small op wait for a thread wake-up, and forward passes far slower (figures:
+        # benchmarks/README.md, Measurements behind the code).
         torch.set_num_threads(threads or default_threads())
         engine = build_engine(base, adapters, mixed=settings.mixed, precision=settings.precision)
         if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:

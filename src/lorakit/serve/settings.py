@@ -14,8 +14,9 @@ class Settings:
     """Request body size; larger bodies get 413 before they are parsed."""
     max_queue: int = 1024
     """Texts waiting for the model; beyond this, requests get 503 with Retry-After. Keep it below what
-    the model classifies within request_timeout_s (minilm on 2 cores: ~170-220 texts/s), so that an
-    overloaded server answers 503 at once rather than 504 after the timeout."""
+    the model classifies within request_timeout_s (minilm's rate: benchmarks/README.md, Measurements
+    behind the code), so that an overloaded server answers 503 at once rather than 504 after the
+    timeout."""
     max_batch: int = 64
     """Texts per forward pass."""
     max_wait_ms: float = 5.0
