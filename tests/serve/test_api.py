@@ -11,7 +11,7 @@ from lorakit.infer.predictor import load
 from lorakit.model.adapters import resolve
 from lorakit.serve.app import create_app
 from lorakit.serve.settings import Settings, with_env_key
-from serve_fixtures import install_adapter, tiny_adapters  # noqa: F401  (fixture)
+from serve_helpers import install_adapter
 
 TEXTS = ["love fun", "hate sad", "good great the movie", "bad awful the film"]
 

@@ -7,7 +7,7 @@ from lorakit.errors import LorakitError
 from lorakit.serve import run
 from lorakit.serve.run import build_engine, parse_adapter
 from lorakit.serve.settings import Settings
-from serve_fixtures import install_adapter, tiny_adapters  # noqa: F401  (fixture)
+from serve_helpers import install_adapter
 
 
 def test_adapter_specs():

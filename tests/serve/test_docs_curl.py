@@ -24,7 +24,7 @@ from lorakit.model.adapters import resolve
 from lorakit.serve.app import create_app
 from lorakit.serve.run import listen
 from lorakit.serve.settings import Settings
-from serve_fixtures import install_adapter, tiny_adapters  # noqa: F401  (fixture)
+from serve_helpers import install_adapter
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 ADDRESS = re.compile(r"(https?://)?(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?")

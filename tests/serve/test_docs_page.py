@@ -9,7 +9,6 @@ from lorakit.infer.engine import Engine
 from lorakit.model.adapters import resolve
 from lorakit.serve.app import create_app
 from lorakit.serve.settings import Settings
-from serve_fixtures import tiny_adapters  # noqa: F401  (fixture)
 
 ASSETS = re.compile(r"""<(?:script|link|img)\b[^>]*?\b(?:src|href)\s*=\s*["']([^"']+)["']""", re.I)
 

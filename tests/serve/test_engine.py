@@ -6,7 +6,6 @@ import torch
 from lorakit.infer.engine import AdapterError, Engine, UnknownAdapter
 from lorakit.infer.predictor import load
 from lorakit.model.adapters import resolve
-from serve_fixtures import tiny_adapters  # noqa: F401  (fixture)
 
 LORA = (3, "LORA", None)  # the pool of 3-label LoRA adapters
 TEXTS = ["love fun", "hate sad", "good great the movie", "bad awful the film", "the movie was a film", "happy"]
@@ -114,7 +113,7 @@ def test_padding_bounded_chunks_cover_every_row_once_with_little_padding():
 @pytest.fixture(scope="module")
 def methods(tiny_adapters, tmp_path_factory):
     """Adapters of the other LoRA-family methods over the same tiny base."""
-    from serve_fixtures import train_tiny
+    from serve_helpers import train_tiny
 
     root, base = tmp_path_factory.mktemp("methods"), tiny_adapters["base"]
     return {

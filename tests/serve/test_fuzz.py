@@ -10,7 +10,6 @@ from lorakit.infer.engine import Engine
 from lorakit.model.adapters import resolve
 from lorakit.serve.app import create_app
 from lorakit.serve.settings import Settings
-from serve_fixtures import tiny_adapters  # noqa: F401  (fixture)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),

@@ -14,7 +14,6 @@ from lorakit.infer.engine import Engine
 from lorakit.model.adapters import resolve
 from lorakit.serve.app import create_app
 from lorakit.serve.settings import Settings
-from serve_fixtures import tiny_adapters  # noqa: F401  (fixture)
 
 REQUESTS, CLIENTS = 1000, 16
 

@@ -1,4 +1,4 @@
-"""Three tiny adapters over the same tiny base that disagree on purpose, trained once per test session.
+"""Helpers of the serving tests: tiny adapters that disagree on purpose, and installing one into the store.
 
 ``plain`` learns the synthetic labels; ``flipped`` learns them with positive and negative swapped,
 so a mixed batch shows at a glance whether each row went through its own adapter;
@@ -6,8 +6,6 @@ so a mixed batch shows at a glance whether each row went through its own adapter
 """
 
 from pathlib import Path
-
-import pytest
 
 from helpers import make_tiny_model, synthetic_rows, tiny_overrides, write_csv
 
@@ -25,21 +23,6 @@ def train_tiny(root: Path, base: Path, name: str, flip: bool = False, two_labels
     csv_path = write_csv(root / f"{name}.csv", rows)
     m = train(overrides=tiny_overrides(root / "runs", csv_path, base, name=name, **extra), show_progress=False)
     return Path(m["run"])
-
-
-@pytest.fixture(scope="session")
-def tiny_adapters(tmp_path_factory) -> dict:
-    """{"base": folder, "plain": run, "flipped": run, "binary": run (2 labels)}."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        root = tmp_path_factory.mktemp("adapters")
-        base = make_tiny_model(root / "tiny-bert")
-        return {
-            "base": base,
-            "plain": train_tiny(root, base, "plain"),
-            "flipped": train_tiny(root, base, "flipped", flip=True),
-            "binary": train_tiny(root, base, "binary", two_labels=True),
-        }
 
 
 def install_adapter(run: Path, name: str) -> Path:
