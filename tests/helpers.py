@@ -16,8 +16,8 @@ WORDS_NEU = ["the", "movie", "was", "is", "a", "it", "today", "and", "this", "fi
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS_POS + WORDS_NEG + WORDS_NEU
 
 
-def make_tiny_model(path: Path, seed: int = 0, dropout: float = 0.1) -> Path:
-    """A random 2-layer BERT (hidden 32) with its tokenizer, saved as safetensors."""
+def make_tiny_model(path: Path, seed: int = 0, dropout: float = 0.1, hidden: int = 32, layers: int = 2) -> Path:
+    """A random BERT base (2 layers, hidden 32 unless told) with its tokenizer, saved as safetensors."""
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
@@ -25,8 +25,8 @@ def make_tiny_model(path: Path, seed: int = 0, dropout: float = 0.1) -> Path:
     BertTokenizerFast(vocab={w: i for i, w in enumerate(VOCAB)}, do_lower_case=True).save_pretrained(path)
     (path / "vocab.txt").write_text("\n".join(VOCAB) + "\n")  # the slow tokenizer's file, as hub folders have it
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64,
+    cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                     intermediate_size=2 * hidden, max_position_embeddings=64,
                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     BertForSequenceClassification(cfg).bert.save_pretrained(path)  # a base model: no classifier head
     return path

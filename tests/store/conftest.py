@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from store_helpers import make_bert
+from helpers import make_tiny_model
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def cli(capsys):
 @pytest.fixture(scope="session")
 def other_base_dir(tmp_path_factory) -> Path:
     """A base of another size (hidden 48): adapters of the tiny base must not fit it."""
-    return make_bert(tmp_path_factory.mktemp("other") / "other-bert", hidden=48)
+    return make_tiny_model(tmp_path_factory.mktemp("other") / "other-bert", hidden=48)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import json
 import struct
 from pathlib import Path
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "the", "movie", "was"]
 
 
 def store_state() -> dict:
@@ -37,21 +36,6 @@ def raw_safetensors(path: Path, header: dict, data: bytes = b"", header_len: int
     """Write a safetensors file byte by byte, so tests can make it as wrong as they like."""
     raw = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(raw) if header_len is None else header_len) + raw + data)
-    return path
-
-
-def make_bert(path: Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
-    """A random BERT base (no head) of a chosen size, with the shared tiny tokenizer."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=2 * hidden, max_position_embeddings=64)
-    BertModel(cfg).save_pretrained(path)
     return path
 
 
