@@ -6,7 +6,6 @@ import struct
 from pathlib import Path
 
 
-
 def store_state() -> dict:
     """Every path under the store (lock files and caches included) with its content hash or link target."""
     from lorakit.store import home
