@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import make_tiny_model, synthetic_rows, tiny_overrides, write_csv  # noqa: E402
+from helpers import Result, make_tiny_model, synthetic_rows, tiny_overrides, write_csv  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
@@ -68,3 +68,20 @@ def tiny_run(tmp_path, tiny_csv, trained_tiny_run) -> Path:
     config["data"]["dataset"], config["out_dir"] = str(tiny_csv), str(tmp_path / "runs")
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return run
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """The CLI in this process (fast); ``helpers.lorakit`` runs the real entry point in a subprocess."""
+    from lorakit.cli import main
+
+    def call(*args):
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse usage errors
+            code = e.code
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return call

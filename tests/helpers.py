@@ -5,7 +5,11 @@ can import it.)
 """
 
 import csv
+import os
 import random
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -66,3 +70,30 @@ def tiny_overrides(run_root: Path, csv_path: Path, model_dir: Path, **extra) -> 
     }
     o.update(extra)
     return o
+
+
+def lorakit(*args, stdin=None, cwd=None) -> subprocess.CompletedProcess:
+    """``lorakit ARGS`` in a subprocess, as a user runs it."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "lorakit", *map(str, args)], input=stdin, capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+def overrides(tmp_path, tiny_csv, tiny_model_dir, **extra) -> list[str]:
+    """tiny_overrides as command-line key=value arguments."""
+    return [f"{k}={v}" for k, v in tiny_overrides(tmp_path / "runs", tiny_csv, tiny_model_dir, **extra).items()]
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def assert_user_error(r, text):
+    """A user error: exit code 1, one line ``error: ...`` containing ``text``, no traceback."""
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], r.stderr

@@ -2,51 +2,8 @@
 
 import io
 import json
-import os
-import subprocess
-import sys
 
-import pytest
-
-from helpers import make_tiny_model, tiny_overrides, write_csv
-
-
-def lorakit(*args, stdin=None, cwd=None):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "lorakit", *map(str, args)], input=stdin, capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)
-
-
-def overrides(tmp_path, tiny_csv, tiny_model_dir, **extra):
-    return [f"{k}={v}" for k, v in tiny_overrides(tmp_path / "runs", tiny_csv, tiny_model_dir, **extra).items()]
-
-
-class Result:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def run_cli(capsys):
-    """The CLI in this process (fast); the subprocess runs above cover the real entry point."""
-    from lorakit.cli import main
-
-    def call(*args):
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:  # argparse usage errors
-            code = e.code
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-    return call
-
-
-def assert_user_error(r, text):
-    assert r.returncode == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], r.stderr
+from helpers import assert_user_error, lorakit, make_tiny_model, overrides, write_csv
 
 
 def test_train_eval_predict(tmp_path, tiny_csv, tiny_model_dir, run_cli, monkeypatch):

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import synthetic_rows, tiny_overrides, write_csv
-from test_cli import assert_user_error, lorakit, overrides, run_cli  # noqa: F401  (fixture)
+from helpers import assert_user_error, lorakit, overrides, synthetic_rows, tiny_overrides, write_csv
 
 ROOT = Path(__file__).parents[1]
 

@@ -7,7 +7,7 @@ so a mixed batch shows at a glance whether each row went through its own adapter
 
 from pathlib import Path
 
-from helpers import make_tiny_model, synthetic_rows, tiny_overrides, write_csv
+from helpers import synthetic_rows, tiny_overrides, write_csv
 
 FLIP = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
 

@@ -1,7 +1,6 @@
 """Data-parallel training through torchrun on CPU (gloo): same result as one process, clean failures."""
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -1,7 +1,6 @@
 """Checkpoints and resume: a run killed at any point continues to the same result."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ def _same_run(a, b):
 
 @pytest.fixture
 def reference(tmp_path, tiny_csv, tiny_model_dir):
-    m = train(overrides=tiny_overrides(tmp_path / "ref", tiny_csv, tiny_model_dir, **EXTRA), show_progress=False)
+    train(overrides=tiny_overrides(tmp_path / "ref", tiny_csv, tiny_model_dir, **EXTRA), show_progress=False)
     return tmp_path / "ref" / "tiny"
 
 

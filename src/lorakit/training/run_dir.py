@@ -12,7 +12,7 @@ def claim(run_dir: Path, overwrite: bool) -> None:
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise RunError(f"run folder {run_dir} already exists",
-                           f"pass --overwrite to replace it, or name=NEW_NAME to keep it")
+                           "pass --overwrite to replace it, or name=NEW_NAME to keep it")
         if not (run_dir / "config.yaml").is_file():
             raise RunError(f"{run_dir} is not a lorakit run folder; refusing to overwrite it",
                            "pick another name=... or out_dir=...")
