@@ -26,6 +26,9 @@ def install(source: str, name: str | None = None, force: bool = False, revision:
 
 
 def train(recipe=None, overrides=None, **kwargs) -> dict:
+    from lorakit.training.threads import bound_openmp_spin
+
+    bound_openmp_spin()  # only effective while torch is not imported yet
     from lorakit.training.loop import train as _train
 
     return _train(recipe, overrides, **kwargs)

@@ -12,6 +12,7 @@ tensors in the saved adapter and checkpoints, never empty or partial ones. The D
 import json
 import subprocess
 import sys
+from pathlib import Path
 import time
 from types import SimpleNamespace
 
@@ -26,7 +27,8 @@ from lorakit.errors import ConfigError
 from lorakit.training import strategy
 from lorakit.training.distributed import passes
 
-from helpers import tiny_overrides
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: also when torchrun runs this file as a script
+from helpers import tiny_overrides  # noqa: E402
 
 # fp32: these compare the arithmetic of different splits of a batch, which bf16 would round differently.
 EXTRA = {"train.epochs": 2, "train.batch_size": 16, "lora.dropout": 0.0, "train.checkpoint_every": 5,

@@ -12,6 +12,7 @@ from rich.text import Text
 from lorakit import __version__
 from lorakit.cli import evaluate, export, output, predict, serve, store, train
 from lorakit.errors import LorakitError, TrainingInterrupted
+from lorakit.training.threads import bound_openmp_spin
 
 GROUPS = (store, train, evaluate, predict, export, serve)
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    bound_openmp_spin()  # before torch loads: OpenMP reads its spin setting once (training/threads.py)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.verb is None:  # bare `lorakit`: what it can do

@@ -33,6 +33,6 @@ def fit_warning(fit: dict, base: str) -> str | None:
     if fit["words"] == 0 or (fit["known_words"] >= MIN_KNOWN_WORDS and fit["unknown_tokens"] <= MAX_UNKNOWN_TOKENS):
         return None
     return (f"the base model {base} knows few of these texts' words: it keeps {fit['known_words']:.0%} of them whole "
-            f"and {fit['unknown_tokens']:.1%} of the tokens are unknown (English tweets and news on an English base: 79-94%, "
-            f"under 1%); it may be the wrong language for this data. A multilingual base fits better: "
+            f"and {fit['unknown_tokens']:.1%} of the tokens are unknown (English tweets and news on an English base: "
+            f"79-94%, under 1%); it may be the wrong language for this data. A multilingual base fits better: "
             f"lorakit install {MULTILINGUAL} --name multilingual, then train with base=multilingual")

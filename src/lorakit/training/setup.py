@@ -30,6 +30,7 @@ from lorakit.training.distributed import gather_objects
 from lorakit.training.dropout import use_fast_dropout
 from lorakit.training.fused_lora import use_fused_lora
 from lorakit.training.state import Progress
+from lorakit.training.threads import choose_threads
 
 
 @dataclass
@@ -115,7 +116,10 @@ def setup(cfg: RunConfig, run: Path, state: dict | None, overwrite: bool) -> tup
                           "lower train.micro_batch_size or raise train.batch_size")
     total_steps = math.ceil(len(splits.train) / tc.batch_size) * tc.epochs
 
-    torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // world))
+    threads, warning = choose_threads(tc.threads, world)  # from the cores other processes leave free
+    torch.set_num_threads(threads)
+    if main and warning:
+        progress.note(f"warning: {warning}")
     torch.manual_seed(tc.seed)  # head and adapter initialisation: identical on every process
     model, tokenizer = task.load_model(base_dir, meta)
     _check_length(cfg, model, tokenizer)
