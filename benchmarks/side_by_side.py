@@ -37,7 +37,8 @@ def run(tree: Path, bench: str, work: Path) -> dict:
                          capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"{bench} in {tree.name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    # the summary is the last JSON line a benchmark prints (older scripts print a "written:" line after it)
+    return json.loads(next(line for line in reversed(out.stdout.splitlines()) if line.startswith("{")))
 
 
 def commit(tree: Path) -> str:
