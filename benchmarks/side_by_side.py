@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ROOT, write_result  # noqa: E402
+from common import RESULTS, ROOT, write_result  # noqa: E402
 
 # benchmark -> (arguments, the ratios it prints that the comparison reads)
 BENCHES = {
@@ -61,16 +61,20 @@ def main() -> None:
                 got = run(trees[side], bench, scratch / side)
                 runs[bench][side].append({k: got[k] for k in BENCHES[bench][1]})
                 print(bench, side, runs[bench][side][-1], flush=True)
-    result = {"commits": {side: commit(tree) for side, tree in trees.items()}, "rounds": a.rounds, "benchmarks": {}}
+    commits = {side: commit(tree) for side, tree in trees.items()}
+    # benchmarks not run this time keep their earlier entry (each entry names its own commits and rounds)
+    earlier = RESULTS / "side_by_side.json"
+    benchmarks = json.loads(earlier.read_text()).get("benchmarks", {}) if a.only and earlier.exists() else {}
     for bench, sides in runs.items():
-        result["benchmarks"][bench] = {}
+        benchmarks[bench] = {"commits": commits, "rounds": a.rounds, "command": " ".join(["python", *sys.argv])}
         for key in BENCHES[bench][1]:
             before = statistics.mean(x[key] for x in sides["before"])
             after = statistics.mean(x[key] for x in sides["after"])
-            result["benchmarks"][bench][key] = {"before": [x[key] for x in sides["before"]],
-                                                "after": [x[key] for x in sides["after"]],
-                                                "after_over_before": after / before}
-    write_result("side_by_side", result)
+            benchmarks[bench][key] = {"before": [x[key] for x in sides["before"]],
+                                      "after": [x[key] for x in sides["after"]],
+                                      "after_over_before": after / before}
+    write_result("side_by_side", {"benchmarks": benchmarks})
+    result = {"benchmarks": benchmarks}
     print(json.dumps(result["benchmarks"], indent=1))
 
 

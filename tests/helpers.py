@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: a tiny random BERT on disk, a learnable synthetic dataset, recipe overrides.
+"""Helpers shared by the tests: a tiny random BERT and tiny decoder-only models on disk, a learnable synthetic dataset, recipe overrides.
 
 (Fixtures live in conftest.py; this module has a unique name so that test files in every folder
 can import it.)
@@ -34,6 +34,58 @@ def make_tiny_model(path: Path, seed: int = 0, dropout: float = 0.1, hidden: int
                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     BertForSequenceClassification(cfg).bert.save_pretrained(path)  # a base model: no classifier head
     return path
+
+
+# A tiny word-level "translation": number words to French, 1-3 words per row (completions vary in
+# length, so a model that learned where to stop shows it).
+EN_FR = {"one": "un", "two": "deux", "three": "trois", "four": "quatre", "five": "cinq", "six": "six",
+         "seven": "sept", "eight": "huit", "nine": "neuf", "ten": "dix"}
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+LM_VOCAB = (["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "system", "user", "assistant", "translate", ":"]
+            + list(EN_FR) + sorted(set(EN_FR.values()) - set(EN_FR)) + WORDS_POS + WORDS_NEG + WORDS_NEU)
+
+
+def make_tiny_causal_lm(path: Path, kind: str = "llama", chat: bool = True, seed: int = 0, hidden: int = 32,
+                        layers: int = 2) -> Path:
+    """A random decoder-only base (``kind`` llama or gpt2) with a word-level tokenizer that has BOS and
+    EOS but no pad token (as many bases), and a ChatML chat template when ``chat``; saved as safetensors."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    words = Tokenizer(models.WordLevel({w: i for i, w in enumerate(LM_VOCAB)}, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    words.decoder = decoders.WordPiece()  # joins words with spaces
+    tok = PreTrainedTokenizerFast(tokenizer_object=words, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                  additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    if chat:
+        tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(path)
+    torch.manual_seed(seed)
+    if kind == "llama":
+        cfg = LlamaConfig(vocab_size=len(LM_VOCAB), hidden_size=hidden, intermediate_size=2 * hidden,
+                          num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
+                          max_position_embeddings=128, bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
+        model = LlamaForCausalLM(cfg)
+    elif kind == "gpt2":
+        cfg = GPT2Config(vocab_size=len(LM_VOCAB), n_embd=hidden, n_layer=layers, n_head=2, n_positions=128,
+                         bos_token_id=1, eos_token_id=2)
+        model = GPT2LMHeadModel(cfg)
+    else:
+        raise ValueError(kind)
+    model.save_pretrained(path)
+    return path
+
+
+def translation_rows(n: int, seed: int = 0) -> list[dict]:
+    """``n`` rows {"source": "two five", "target": "deux cinq"} of 1-3 number words."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        words = [rng.choice(list(EN_FR)) for _ in range(rng.randint(1, 3))]
+        rows.append({"source": " ".join(words), "target": " ".join(EN_FR[w] for w in words)})
+    return rows
 
 
 def synthetic_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
