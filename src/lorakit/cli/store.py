@@ -1,9 +1,21 @@
 """lorakit install / list / show / verify / rm / gc: the store."""
 
+import contextlib
 import json
 
 from lorakit.cli.output import err, human, out, plural, table
 from lorakit.errors import LorakitError
+
+
+def _progress(source: str | None):
+    """Converting a GGUF takes seconds to minutes: say so while it runs (on a terminal only, output stays clean)."""
+    from lorakit.store.sources import ALIASES, PackagedGguf
+
+    gguf = source is not None and (source.lower().endswith(".gguf") or isinstance(ALIASES.get(source), PackagedGguf))
+    if gguf and err.is_terminal:
+        return err.status(f"converting {source} from GGUF to safetensors (once; later loads take about a second)")
+    return contextlib.nullcontext()
+
 
 def cmd_install(a) -> None:
     from lorakit.store import install_adapter, install_model
@@ -14,8 +26,9 @@ def cmd_install(a) -> None:
         m = install_adapter(a.adapter, base=a.base, name=a.name, force=a.force, sha256=a.sha256,
                             allow_pickle=a.allow_pickle, revision=a.revision)
     elif a.source:
-        m = install_model(a.source, name=a.name, force=a.force, revision=a.revision, sha256=a.sha256,
-                          allow_pickle=a.allow_pickle)
+        with _progress(a.source):
+            m = install_model(a.source, name=a.name, force=a.force, revision=a.revision, sha256=a.sha256,
+                              allow_pickle=a.allow_pickle, accept_license=a.accept_license)
     else:
         raise LorakitError("nothing to install", "give a model SOURCE, or --adapter SOURCE --base NAME")
     size = sum(f["size"] for f in m["files"].values())
@@ -27,8 +40,10 @@ def cmd_install(a) -> None:
         verb = "repaired" if m.get("repaired") else "already installed (identical content):"
     what = f"adapter [bold]{m['name']}[/] for {m['base']}" if m["kind"] == "adapter" else f"model [bold]{m['name']}[/]"
     restored = f"; restored from the source: {', '.join(m['repaired'])}" if m.get("repaired") else ""
+    converted = f" (converted from GGUF {m['gguf_quantization']} to float32)" if m.get("converted_from") else ""
     out.print(f"{verb} {what} ({m['architecture']}, {m['parameters']:,} parameters, "
-              f"{plural(len(m['files']), 'file')}, {human(size)}) from {m['source']}{restored}", highlight=False)
+              f"{plural(len(m['files']), 'file')}, {human(size)}) from {m['source']}{converted}{restored}",
+              highlight=False)
 
 def cmd_list(a) -> None:
     from lorakit.store import home, list_entries
@@ -55,7 +70,8 @@ def cmd_show(a) -> None:
         print(json.dumps(m))
         return
     out.print(f"[bold]{m['name']}[/] ({m['kind']}) — {m['path']}", highlight=False)
-    keys = ("source", "revision", "sha256", "architecture", "model_type", "dtype", "parameters", "hidden_size", "base",
+    keys = ("source", "revision", "sha256", "license", "converted_from", "gguf_quantization", "gguf_sha256",
+            "architecture", "model_type", "dtype", "parameters", "hidden_size", "base",
             "method", "r", "lora_alpha", "target_modules", "task_type", "labels", "installed_at")
     for k in keys:
         if m.get(k) is not None:
@@ -113,7 +129,8 @@ def cmd_gc(a) -> None:
 def register(sub) -> None:
     s = sub.add_parser("install", help="install a base model or (--adapter) an adapter into the store")
     s.add_argument("source", nargs="?",
-                   help="alias (minilm), folder, FILE.safetensors, pip:PACKAGE[/subdir], hub id (org/name) or URL")
+                   help="alias (minilm, smollm2, gemma3-270m), folder, FILE.safetensors, FILE.gguf (converted to "
+                   "safetensors), pip:PACKAGE[/subdir], hub id (org/name) or URL")
     s.add_argument("--name", help="store name (default: from the source)")
     s.add_argument("--force", action="store_true", help="replace an installed entry of the same name")
     s.add_argument("--revision", help="hub revision (branch, tag or commit)")
@@ -124,6 +141,8 @@ def register(sub) -> None:
     s.add_argument("--sha256", help="expected sha256 of a URL download")
     s.add_argument("--allow-pickle", action="store_true",
                    help="convert .bin/.pt/.ckpt checkpoints to safetensors (tensors only, no code is run)")
+    s.add_argument("--accept-license", metavar="NAME",
+                   help="accept the terms of a model that is not under an open-source license (gemma3-270m: gemma)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_install)
 

@@ -6,9 +6,11 @@ import tempfile
 from pathlib import Path
 
 from lorakit.errors import StoreError
-from lorakit.store import compat, kohya, pickles, sources
-from lorakit.store.commit import commit
-from lorakit.store.layout import NAME_HINT, check_name
+from lorakit.store import compat, gguf, hashcache, kohya, pickles, sources
+from lorakit.store.blobs import sha256_file
+from lorakit.store.commit import commit, read_manifest
+from lorakit.store.integrity import damaged_files
+from lorakit.store.layout import NAME_HINT, check_name, entry_dir
 from lorakit.store.safetensors_check import dtypes, parameter_count, read_header, shapes
 
 # Code that travels with some hub models; lorakit never runs model code, so it is not installed.
@@ -17,7 +19,7 @@ CODE_SUFFIXES = {".py", ".pyc", ".so", ".dll", ".dylib", ".sh", ".exe"}
 
 # What `lorakit install SOURCE` takes, for the hint of a source that is none of these.
 ACCEPTED = ("give a model folder (config.json and *.safetensors), a .safetensors file with config.json beside it, "
-            "an alias (minilm), pip:PACKAGE, a hub id (org/name) or a URL")
+            "a .gguf file, an alias (minilm, smollm2, gemma3-270m), pip:PACKAGE, a hub id (org/name) or a URL")
 
 
 def read_json(path: Path, what: str, hint: str | None = None) -> dict:
@@ -86,9 +88,24 @@ def _check_is_a_model(source: str, src: sources.Source, files: dict[str, Path], 
                          "a base model folder needs config.json and *.safetensors weights")
 
 
+def _meta(src: sources.Source, config: dict, headers: dict[str, dict]) -> dict:
+    """What the manifest says of a model, whatever its source."""
+    return {
+        "source": src.description,
+        **src.pins,
+        "architecture": architecture(config),
+        "model_type": str(config.get("model_type", "unknown")),
+        "dtype": ",".join(sorted({d for h in headers.values() for d in dtypes(h)})),
+        "parameters": sum(parameter_count(h) for h in headers.values()),
+        "hidden_size": config.get("hidden_size") or config.get("dim") or config.get("d_model"),
+    }
+
+
 def install_model(source: str, name: str | None = None, force: bool = False, revision: str | None = None,
-                  sha256: str | None = None, allow_pickle: bool = False) -> dict:
-    src = sources.resolve(source, revision, sha256, allow_pickle=allow_pickle)
+                  sha256: str | None = None, allow_pickle: bool = False, accept_license: str | None = None) -> dict:
+    src = sources.resolve(source, revision, sha256, allow_pickle=allow_pickle, accept_license=accept_license)
+    if src.make_file is not None or (src.file is not None and src.file.suffix.lower() == ".gguf"):
+        return _install_gguf(source, src, name, force)
     files = {r: p for r, p in src.files.items() if Path(r).suffix.lower() not in CODE_SUFFIXES}
     headers = validate_weights(files)  # a .safetensors file must be one before anything else is said of it
     _check_is_a_model(source, src, files, headers)
@@ -102,15 +119,36 @@ def install_model(source: str, name: str | None = None, force: bool = False, rev
         headers = {r: headers.get(r) or read_header(p) for r, p in files.items() if r.endswith(".safetensors")}
         if not headers:
             raise StoreError(f"{source}: no .safetensors weights", pickles.HINT)
-        meta = {
-            "source": src.description,
-            **src.pins,
-            "architecture": architecture(config),
-            "model_type": str(config.get("model_type", "unknown")),
-            "dtype": ",".join(sorted({d for h in headers.values() for d in dtypes(h)})),
-            "parameters": sum(parameter_count(h) for h in headers.values()),
-            "hidden_size": config.get("hidden_size") or config.get("dim") or config.get("d_model"),
-        }
+        meta = _meta(src, config, headers)
         if any(p.is_relative_to(workdir) for p in files.values()):
             meta["converted_from_pickle"] = True
+        return commit("models", name, files, meta, force)
+
+
+def _installed_from(name: str, gguf_sha256: str) -> dict | None:
+    """The installed entry ``name`` when it was converted from this very GGUF and is intact: converting
+    again (seconds to minutes) would only give the same files."""
+    link = entry_dir("models", name)
+    current = read_manifest(link) if link.is_symlink() else None
+    if current is None or current.get("gguf_sha256") != gguf_sha256:
+        return None
+    return None if damaged_files(link, current, hashcache.load(), trust_cache=True) else current
+
+
+def _install_gguf(source: str, src: sources.Source, name: str | None, force: bool) -> dict:
+    """Check the GGUF, convert it to a safetensors folder in a temp folder, then install that folder."""
+    name = check_name(name or src.default_name, NAME_HINT)
+    with tempfile.TemporaryDirectory(prefix="lorakit-convert-") as tmp:
+        workdir = Path(tmp)
+        path = src.make_file(workdir) if src.make_file is not None else src.file
+        summary = gguf.check_gguf(path)
+        digest = sha256_file(path)
+        current = None if force else _installed_from(name, digest)
+        if current is not None:
+            return {**current, "reused": True}
+        files = gguf.convert(path, workdir / "converted")
+        headers = validate_weights(files)  # the converted files are verified like any others
+        config = read_json(files["config.json"], f"{source}: converted config.json")
+        meta = {**_meta(src, config, headers), "converted_from": "gguf", "gguf_file": path.name,
+                "gguf_sha256": digest, "gguf_quantization": summary["file_type"] or ",".join(summary["tensor_types"])}
         return commit("models", name, files, meta, force)

