@@ -75,6 +75,29 @@ def test_the_start_up_line_names_the_real_port_and_counts_adapters_in_proper_eng
     assert "serving 2 adapters over " in capsys.readouterr().err
 
 
+def test_serving_leaves_the_host_programs_logging_alone(tiny_adapters, capsys, monkeypatch):
+    """uvicorn's own logging config closes every handler in the process (a notebook's, absl's that
+    rouge-score installs): serving must not, and its warnings still reach stderr."""
+    import io
+    import logging
+
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "Server", NoServer)
+    theirs = io.StringIO()
+    handler = logging.StreamHandler(theirs)
+    logging.getLogger().addHandler(handler)
+    try:
+        assert main(["serve", "--adapter", f"p={tiny_adapters['plain']}", "--port", "0"]) == 0
+        logging.getLogger().warning("still here")
+        assert handler in logging.getLogger().handlers and not theirs.closed
+        assert "still here" in theirs.getvalue()
+    finally:
+        logging.getLogger().removeHandler(handler)
+    logging.getLogger("uvicorn.error").warning("a server warning")
+    assert "WARNING: a server warning" in capsys.readouterr().err
+
+
 def test_serve_help_shows_every_default_and_they_are_the_servers(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])

@@ -1,8 +1,10 @@
 """`lorakit serve`: take the port, build the engine, load the start-up adapters, run uvicorn."""
 
 import errno
+import logging
 import os
 import socket
+import sys
 
 from lorakit.errors import LorakitError
 from lorakit.infer.engine import Engine
@@ -91,11 +93,36 @@ def serve(base: str | None, adapters: list[str], host: str = "127.0.0.1", port: 
         if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
             log(f"warning: listening on {host} without --api-key: anyone who can reach it can use it")
         log(startup_line(engine, host, sock.getsockname()[1]))
+        show_server_warnings()
         config = uvicorn.Config(create_app(engine, settings), host=host, port=sock.getsockname()[1],
-                                log_level="warning", timeout_keep_alive=5, server_header=False)
+                                log_config=None, log_level="warning", timeout_keep_alive=5, server_header=False)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
 
 
 __all__ = ["build_engine", "listen", "parse_adapter", "serve"]
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (a notebook's, a redirected one)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
+def show_server_warnings() -> None:
+    """uvicorn's warnings and errors on stderr, without uvicorn's own logging config: that one runs
+    ``logging.config.dictConfig``, which closes every handler already in the process (the embedding
+    program's, or a library's such as absl's that holds the stderr of its import time)."""
+    logger = logging.getLogger("uvicorn")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
