@@ -74,16 +74,20 @@ def make_tiny_causal_lm(path: Path, kind: str = "llama", chat: bool = True, seed
         model = GPT2LMHeadModel(cfg)
     else:
         raise ValueError(kind)
+    # Word vectors as far apart as a real model's (the default init, std 0.02, gives every token about
+    # the same logit through the tied output layer, which a frozen base then cannot get away from).
+    with torch.no_grad():
+        model.get_input_embeddings().weight.normal_(0.0, 0.15)
     model.save_pretrained(path)
     return path
 
 
-def translation_rows(n: int, seed: int = 0) -> list[dict]:
-    """``n`` rows {"source": "two five", "target": "deux cinq"} of 1-3 number words."""
+def translation_rows(n: int, seed: int = 0, max_words: int = 3) -> list[dict]:
+    """``n`` rows {"source": "two five", "target": "deux cinq"} of 1 to ``max_words`` number words."""
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
-        words = [rng.choice(list(EN_FR)) for _ in range(rng.randint(1, 3))]
+        words = [rng.choice(list(EN_FR)) for _ in range(rng.randint(1, max_words))]
         rows.append({"source": " ".join(words), "target": " ".join(EN_FR[w] for w in words)})
     return rows
 

@@ -58,7 +58,7 @@ def test_train_takes_overrides_alone_and_named_recipes(tmp_path, tiny_csv, tiny_
     assert r.returncode == 0, r.stderr
     # a packaged recipe by name: it is found (and then fails on the missing base, naming it)
     assert_user_error(run_cli("train", "tweets-sentiment", "base=nosuch-base"), "model 'nosuch-base' is not installed")
-    assert_user_error(run_cli("train", "tweet-sentiment"), "packaged recipe: bbc-news, imdb, tweets-sentiment")
+    assert_user_error(run_cli("train", "tweet-sentiment"), "packaged recipe: bbc-headlines, bbc-news, bible-en-fr, imdb, tweets-sentiment")
 
 
 def test_packaged_recipes_are_the_readable_copies():

@@ -38,14 +38,18 @@ def shown(field) -> str:
     return str(default)
 
 
-def test_recipes_doc_lists_every_recipe_key_with_its_default():
-    table = (DOCS / "recipes.md").read_text()
+@pytest.mark.parametrize("page, task, prefix", [("recipes.md", tasks.DEFAULT, ""),  # every key, classification's data
+                                                ("generation.md", "causal-lm", "data.")])
+def test_docs_list_every_recipe_key_with_its_default(page, task, prefix):
+    table = (DOCS / page).read_text()
     rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip(" `")
             for line in table.splitlines() if line.startswith("| `")}
-    for key, field in config_keys(config_class(tasks.DEFAULT)):  # the classification task's data section
-        assert key in rows, f"docs/recipes.md's table lacks {key}"
+    for key, field in config_keys(config_class(task)):
+        if not key.startswith(prefix):
+            continue
+        assert key in rows, f"docs/{page}'s table lacks {key}"
         if not isinstance(field.get_default(call_default_factory=True), list):
-            assert rows[key] == shown(field), f"docs/recipes.md gives {key} the default {rows[key]!r}, " \
+            assert rows[key] == shown(field), f"docs/{page} gives {key} the default {rows[key]!r}, " \
                                               f"the config {shown(field)!r}"
 
 
@@ -66,7 +70,7 @@ def test_relative_links_in_docs_resolve(page):
 
 def test_first_screen_of_the_readme_has_the_commands_to_start():
     first = "\n".join(README.read_text().splitlines()[:40])
-    assert "make demo" in first and "make test" in first
+    assert "make demo" in first and "make demo-generate" in first and "make test" in first
 
 
 def test_readme_docs_and_results_name_no_path_of_this_machine():

@@ -1,4 +1,4 @@
-"""lorakit: install weights and LoRA adapters, fine-tune, evaluate and serve text classifiers.
+"""lorakit: install weights and LoRA adapters, fine-tune, evaluate and serve text classifiers and generators.
 
 Python API, mirroring the command line::
 
@@ -7,6 +7,7 @@ Python API, mirroring the command line::
     lorakit.train("recipes/tweets-sentiment.yaml", {"data.limit": 2000})
     lorakit.evaluate("runs/tweets-sentiment")
     lorakit.load("runs/tweets-sentiment").predict(["what a great day"])
+    lorakit.load("runs/bbc-headlines").generate(["Write a short headline ..."])
 """
 
 __version__ = "0.1.0"
@@ -40,8 +41,13 @@ def evaluate(run, split: str = "test", **kwargs) -> dict:
     return _evaluate(run, split, **kwargs)
 
 
-def load(run, batch_size: int = 64, **kwargs):
-    """A predictor; kwargs: ``quantize="int8"``, ``precision="auto"|"fp32"|"bf16"``, ``merge``."""
+def load(run, batch_size: int | None = None, **kwargs):
+    """A classification run's predictor (kwargs: ``quantize="int8"``, ``precision="auto"|"fp32"|"bf16"``,
+    ``merge``), or a generation run's text generator (``.generate``, ``.stream``; kwargs: ``merge``)."""
+    from lorakit.infer import textgen
+
+    if textgen.writes_text(run):
+        return textgen.load(run, batch_size or 8, **kwargs)
     from lorakit.infer.predictor import load as _load
 
-    return _load(run, batch_size, **kwargs)
+    return _load(run, batch_size or 64, **kwargs)

@@ -92,13 +92,13 @@ class TrainArgs(Section):
 
 class RunConfig(Section):
     task: str = tasks.DEFAULT
-    """What is trained: classification (more tasks: lorakit.tasks)."""
+    """What is trained: classification, or causal-lm (text generation)."""
     name: str = "run"
     """Run folder name under out_dir."""
     out_dir: str = "runs"
     """Where run folders are created."""
     base: str = "minilm"
-    """Installed base model name (lorakit list), or a path to an HF-format folder."""
+    """Installed base model name (lorakit list), or a path to an HF-format folder (default: the task's; causal-lm: smollm2)."""
     data: DataArgs  # the task's data section: see config_class
     lora: LoraArgs = LoraArgs()
     train: TrainArgs = TrainArgs()
@@ -148,8 +148,9 @@ class RunConfig(Section):
 @cache
 def config_class(task: str) -> type[RunConfig]:
     """RunConfig whose ``data`` section is the task's own."""
-    args = tasks.get(task).data_args
-    return create_model(f"{args.__name__}RunConfig", __base__=RunConfig, data=(args, args()))
+    t = tasks.get(task)
+    return create_model(f"{t.data_args.__name__}RunConfig", __base__=RunConfig, data=(t.data_args, t.data_args()),
+                        base=(str, t.default_base))
 
 
 def _format(err: ValidationError, cls: type[RunConfig]) -> str:

@@ -1,4 +1,4 @@
-"""Command line: one module per group of verbs (store, train, evaluate, predict, serve, export), each a
+"""Command line: one module per group of verbs (store, train, evaluate, predict, generate, serve, export), each a
 ``register`` that adds its parsers and one plain function per verb; parsing and printing only.
 
 Errors: a LorakitError is one line ``error: ... — next: ...`` and exit code 1; usage errors exit 2
@@ -10,11 +10,11 @@ import argparse
 from rich.text import Text
 
 from lorakit import __version__
-from lorakit.cli import evaluate, export, output, predict, serve, store, train
+from lorakit.cli import evaluate, export, generate, output, predict, serve, store, train
 from lorakit.errors import LorakitError, TrainingInterrupted
 from lorakit.training.threads import bound_openmp_spin
 
-GROUPS = (store, train, evaluate, predict, export, serve)
+GROUPS = (store, train, evaluate, predict, generate, export, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

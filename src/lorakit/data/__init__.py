@@ -6,10 +6,11 @@ from pathlib import Path
 from lorakit.data.table import Table
 
 
-def write_split(table: Table, path: Path) -> None:
+def write_split(table, path: Path) -> None:
+    """A split's rows (a Table's or Rows', see their ``records``) as JSON lines."""
     with open(path, "w", encoding="utf-8") as f:
-        for text, label in zip(table.texts, table.labels):
-            f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
+        for record in table.records():
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def read_split(path: Path) -> Table:

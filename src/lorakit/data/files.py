@@ -49,6 +49,28 @@ def _parquet_rows(path: Path, columns: list[str]):
         yield n, dict(zip(columns, values))
 
 
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path).names
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise DataError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
+
+
+def file_rows(path: Path):
+    """(line number, row dict or None for an unreadable row) of every row of a .csv, .jsonl/.json or .parquet
+    file, with all its columns."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_rows(path)
+    if suffix in (".jsonl", ".json"):
+        return _jsonl_rows(path)
+    if suffix == ".parquet":
+        return _parquet_rows(path, _parquet_columns(path))
+    raise DataError(f"{path}: unsupported file type {suffix!r}", f"use one of {', '.join(SUFFIXES)}")
+
+
 def read_file(path: Path, text_column: str, label_column: str,
               labels: list[str] | None, on_bad_rows: str) -> Table:
     """Rows with an empty text, a missing label or a label outside ``labels`` are bad rows."""

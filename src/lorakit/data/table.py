@@ -1,5 +1,6 @@
 """The in-memory form of a labelled dataset: parallel lists, with the source line of every row."""
 
+import hashlib
 from dataclasses import dataclass, field
 
 
@@ -18,3 +19,14 @@ class Table:
     def subset(self, idx: list[int]) -> "Table":
         return Table([self.texts[i] for i in idx], [self.labels[i] for i in idx], self.source,
                      [self.lines[i] for i in idx] if self.lines else [])
+
+    def records(self) -> list[dict]:
+        """The rows as JSON-able dicts (a run's data/*.jsonl)."""
+        return [{"text": t, "label": y} for t, y in zip(self.texts, self.labels)]
+
+    def fingerprint(self) -> str:
+        """Of the rows in order: a resumed run must see the same data."""
+        h = hashlib.sha256()
+        for t, y in zip(self.texts, self.labels):
+            h.update(t.encode("utf-8", "surrogatepass") + b"\0" + y.encode() + b"\1")
+        return h.hexdigest()

@@ -15,7 +15,9 @@ from lorakit.tasks.classification.metrics import classification_metrics
 SPLITS = ("test", "val")
 
 
-def evaluate(run: str | Path, split: str = "test", batch_size: int = 128, with_baselines: bool = False) -> dict:
+def evaluate(run: str | Path, split: str = "test", batch_size: int | None = None, with_baselines: bool = False) -> dict:
+    """Scores of ``run`` on its saved ``split`` (eval_SPLIT.json in the run); ``batch_size``: the task's default
+    when None (classification 128 texts, generation 8 prompts)."""
     run = Path(run)
     if split not in SPLITS:
         raise RunError(f"unknown split {split!r}", f"use one of: {', '.join(SPLITS)}")
@@ -24,10 +26,14 @@ def evaluate(run: str | Path, split: str = "test", batch_size: int = 128, with_b
                        "give the run folder the model was merged from (e.g. runs/NAME); "
                        "lorakit predict takes merged folders")
     path = run / "data" / f"{split}.jsonl"
-    tasks.require(resolve(run).task, "eval")
+    task = tasks.require(resolve(run).task, "eval")
     if not path.is_file():
         raise RunError(f"{run}: no saved {split} split ({path} missing)", "give a run folder written by lorakit train")
-    predictor = load(run, batch_size)
+    if task.name == "causal-lm":
+        from lorakit.evaluation.generation import evaluate_generation
+
+        return evaluate_generation(run, path, split, batch_size or 8, with_baselines)
+    predictor = load(run, batch_size or 128)
     table = read_split(path)
     unknown = set(table.labels) - set(predictor.labels)
     if unknown:

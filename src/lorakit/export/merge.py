@@ -102,7 +102,6 @@ def merge(source: str | Path, out: str | Path, *, base: str | Path | None = None
                 raise AdapterError(f"base tensor {key!r} is {plan[key][0]}; only float weights can be merged")
             updated[key] = u
 
-    labels = adapter.labels
     with staged_folder(Path(out), force) as tmp:
         writer = StreamWriter(tmp / "model.safetensors", plan)
         try:
@@ -129,10 +128,12 @@ def merge(source: str | Path, out: str | Path, *, base: str | Path | None = None
             raise
         (tmp / "config.json").write_text(json.dumps(out_config, indent=2))
         copy_side_files(base_dir, tmp)
-        (tmp / "labels.json").write_text(json.dumps(labels, indent=2))
+        if "labels" in adapter.meta:  # a classifier's label names, in the head's order
+            (tmp / "labels.json").write_text(json.dumps(adapter.labels, indent=2))
         record = {
             "adapter": {"path": str(adapter.path.resolve()), "sha256": adapter_sha, "task": task.name,
-                        "method": adapter.meta.get("method"), "max_length": adapter.meta.get("max_length")},
+                        "method": adapter.meta.get("method"), "max_length": adapter.meta.get("max_length"),
+                        **({"chat": adapter.meta["chat"]} if "chat" in adapter.meta else {})},
             "base": {"path": str(base_dir), "name": adapter.meta.get("base")},
             "base_config": config,
             "prefix_added": prefix,

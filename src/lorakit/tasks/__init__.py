@@ -6,6 +6,7 @@ classification task) and registering it here; docs/adding-a-task.md walks throug
 
 from lorakit.errors import ConfigError, RunError
 from lorakit.tasks.base import Encoded, Task
+from lorakit.tasks.causal_lm import CAUSAL_LM
 from lorakit.tasks.classification import CLASSIFICATION
 
 TASKS: dict[str, Task] = {}
@@ -37,5 +38,6 @@ def require(name: str, command: str, what: str = "run") -> Task:
 
 
 register(CLASSIFICATION)
+register(CAUSAL_LM)
 
 __all__ = ["DEFAULT", "Encoded", "TASKS", "Task", "get", "register", "require"]

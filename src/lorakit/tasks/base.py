@@ -18,6 +18,7 @@ class Encoded:
     """A split tokenised once: unpadded token ids per example and the task's target of each."""
     seqs: list[list[int]]
     targets: list
+    skipped: int = 0  # rows left out as bad (data.on_bad_rows: skip)
 
     @property
     def lengths(self) -> list[int]:
@@ -42,6 +43,10 @@ class Task:
     """lora.target_modules 'auto': the modules to adapt, by the base's model_type."""
     commands: frozenset[str]
     """The lorakit commands that work on runs of this task."""
+    default_base: str = "minilm"
+    """The recipe's base when it names none."""
+    vocabulary_check: bool = True
+    """Warn when the base's tokenizer keeps few of the data's words whole (model/fit.py): wrong-language bases."""
 
     # ---- data --------------------------------------------------------------------------------
 
@@ -50,11 +55,16 @@ class Task:
         ``skipped`` (bad rows skipped)."""
         raise NotImplementedError
 
-    def meta(self, splits) -> dict:
+    def meta(self, splits, data: DataArgs) -> dict:
         """What the adapter records about its data in lorakit.json, and what loading needs (e.g. labels)."""
         raise NotImplementedError
 
-    def encode(self, tokenizer, table, meta: dict, max_length: int) -> Encoded:
+    def tokenizer_meta(self, meta: dict, tokenizer) -> dict:
+        """``meta`` with what the base's tokenizer decides (e.g. whether a chat template is used)."""
+        return meta
+
+    def encode(self, tokenizer, table, meta: dict, data: DataArgs) -> Encoded:
+        """A split's rows as token ids and targets, within ``data.max_length``."""
         raise NotImplementedError
 
     # ---- model -------------------------------------------------------------------------------
@@ -63,9 +73,19 @@ class Task:
         """(model, tokenizer): the base in fp32 with this task's head, for ``meta`` (see ``meta``)."""
         raise NotImplementedError
 
-    def inputs(self, enc: Encoded, idx: list[int], pad_id: int) -> dict:
-        """Model inputs of a training pass over examples ``idx``, the loss's labels included."""
+    def base_warnings(self, model, tokenizer, meta: dict) -> list[str]:
+        """What the user should know about this base for this task before training (one line each)."""
+        return []
+
+    def inputs(self, enc: Encoded, idx: list[int], pad_id: int, meta: dict) -> dict:
+        """Model inputs of a training pass over examples ``idx``, the loss's labels included (tensors,
+        and keyword options such as use_cache)."""
         raise NotImplementedError
+
+    def loss_units(self, enc: Encoded, idx: list[int]) -> int:
+        """What the model's loss over examples ``idx`` is a mean over (examples here), so that passes of a
+        batch split across processes or token budgets add up to the loss of the whole batch."""
+        return len(idx)
 
     # ---- validation and metrics ----------------------------------------------------------------
 
@@ -77,6 +97,10 @@ class Task:
     def score(self, outputs: list, enc: Encoded, meta: dict) -> dict:
         """Every metric of ``metrics`` (and details such as per-class scores) of ``outputs``."""
         raise NotImplementedError
+
+    def samples(self, model, tokenizer, table, meta: dict, device) -> list[dict] | None:
+        """A few outputs of the model as it is now, shown after each epoch (None: the task shows none)."""
+        return None
 
     def kept(self, scores: dict) -> dict:
         """The part of ``scores`` a run keeps for its best epoch (metrics.json's best_val)."""

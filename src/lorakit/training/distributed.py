@@ -15,11 +15,12 @@ def shard(batch: list[int], rank: int, world: int) -> list[int]:
 
 
 def passes(batch: list[int], rank: int, world: int, micro: int, lengths: list[int], max_tokens: int | None,
-           same_count: bool = False) -> list[tuple[list[int], float]]:
+           same_count: bool = False, units=len) -> list[tuple[list[int], float]]:
     """This rank's forward passes over its share of ``batch``, as (indices, loss weight).
 
     Weighted so that the gradient, once averaged over processes, is the mean over the whole global
-    batch, however it was split. A rank with nothing to do (a final batch smaller than the process
+    batch, however it was split: a pass's loss is a mean over ``units(indices)`` items (examples by
+    default; a language model's trained tokens), so it weighs its share of the batch's items. A rank with nothing to do (a final batch smaller than the process
     count) still runs one pass of weight 0, to join the gradient sync. With ``same_count`` every rank
     runs as many passes as the busiest one (weight-0 passes make up the difference): the forward of a
     sharded model is a collective. Every rank knows the whole batch, so no communication is needed.
@@ -27,7 +28,8 @@ def passes(batch: list[int], rank: int, world: int, micro: int, lengths: list[in
     def split(r):
         return chunks(shard(batch, r, world), micro, lengths, max_tokens, backward=True)
 
-    mine = [(idx, len(idx) / len(batch) * world) for idx in split(rank)]
+    total = units(batch)
+    mine = [(idx, units(idx) / total * world) for idx in split(rank)]
     count = max(len(split(r)) for r in range(world)) if same_count else 1
     return mine + [(batch[:1], 0.0)] * (count - len(mine))
 

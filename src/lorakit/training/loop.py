@@ -77,6 +77,8 @@ def train(recipe: str | Path | None = None, overrides: list[str] | dict | None =
             if writer is not None:
                 for key in s.task.metrics:
                     writer.add_scalar(f"val/{key}", val[key], p.step)
+            if s.main and not s.sharded:  # a sharded model's forward needs every process
+                report.samples(s, p.epoch, p.step, writer)
             keep_best(s, p, val)
             stopping = tc.early_stopping is not None and p.bad_epochs >= tc.early_stopping
             p.next_epoch()
@@ -94,10 +96,12 @@ def step(s: Setup, batch: list[int], p: Progress) -> float:
     """One optimizer step on ``batch`` (indices of training examples); returns its mean loss."""
     model, accelerator = s.model, s.accelerator
     # This process's share, in weighted micro-batches; gradients sync once, on the last one.
-    mine = passes(batch, s.rank, s.world, s.micro, s.lengths, s.max_tokens, same_count=s.sharded)
+    mine = passes(batch, s.rank, s.world, s.micro, s.lengths, s.max_tokens, same_count=s.sharded,
+                  units=lambda idx: s.task.loss_units(s.train, idx))
     step_loss = torch.zeros((), device=s.device)
     for i, (idx, weight) in enumerate(mine):
-        inputs = {k: v.to(s.device) for k, v in s.task.inputs(s.train, idx, s.pad_id).items()}
+        inputs = {k: v.to(s.device) if isinstance(v, torch.Tensor) else v
+                  for k, v in s.task.inputs(s.train, idx, s.pad_id, s.meta).items()}
         with accelerator.no_sync(model) if i < len(mine) - 1 else nullcontext():
             loss = model(**inputs).loss
             if not torch.isfinite(loss):

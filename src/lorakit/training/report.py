@@ -1,8 +1,10 @@
 """The run's report once training ends: metrics.json and the learning-curve plot."""
 
 import json
+from contextlib import nullcontext
 
 import matplotlib
+import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -20,7 +22,7 @@ def metrics(s, p) -> dict:
         "stopped_early": len(history) < tc.epochs,
         "history": [{k: v for k, v in h.items() if k != "loss_curve"} for h in history],
         "examples": {"train": len(s.splits.train), "val": len(s.splits.val), "test": len(s.splits.test),
-                     "skipped_bad_rows": s.splits.skipped},
+                     "skipped_bad_rows": s.splits.skipped + s.train.skipped + s.val.skipped},
         "tokens": {"train_real": sum(h["tokens_real"] for h in history),
                    "train_padded": sum(h["tokens_padded"] for h in history)},
         **s.meta,
@@ -29,6 +31,24 @@ def metrics(s, p) -> dict:
         "processes": s.world,
         "precision": s.precision,
     }
+
+
+def samples(s, epoch: int, step: int, writer) -> None:
+    """The task's sample outputs of this epoch's model: samples/epoch-N.jsonl and TensorBoard's text tab."""
+    # generate() runs the inner model's forward, outside the autocast that frozen_base_in_bf16 wraps around the outer one
+    bf16_cpu = s.precision == "bf16" and s.device.type == "cpu"
+    with torch.autocast("cpu", dtype=torch.bfloat16) if bf16_cpu else nullcontext():
+        shown = s.task.samples(s.peft_model, s.tokenizer, s.splits.val, s.meta, s.device)
+    if not shown:
+        return
+    folder = s.run / "samples"
+    folder.mkdir(exist_ok=True)
+    with open(folder / f"epoch-{epoch}.jsonl", "w", encoding="utf-8") as f:
+        for row in shown:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if writer is not None:
+        text = "\n\n".join("\n".join(f"**{k}**: {v}" for k, v in row.items()) for row in shown)
+        writer.add_text("samples", text, step)
 
 
 def write(s, p) -> dict:

@@ -41,7 +41,8 @@ def save_adapter(model, weights: dict, run_dir: Path, meta: dict, card: str) -> 
     staging = run_dir / "adapter.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, state_dict=weights)
-    (staging / "labels.json").write_text(json.dumps(meta["labels"], indent=2))
+    if "labels" in meta:
+        (staging / "labels.json").write_text(json.dumps(meta["labels"], indent=2))
     (staging / "lorakit.json").write_text(json.dumps(meta, indent=2))
     (staging / "README.md").write_text(card)
     swap_in(staging, final)

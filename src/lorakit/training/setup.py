@@ -1,7 +1,6 @@
 """Everything a run needs before its first step: the processes, the data, the model with its adapter,
 the optimizer and schedule — or all of it put back from a checkpoint."""
 
-import hashlib
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -51,6 +50,7 @@ class Setup:
     max_tokens: int | None    # padded tokens per training pass (None: no cap)
     total_steps: int
     vocabulary: dict          # how well the base's tokenizer knows the training texts (model/fit.py)
+    tokenizer: object
     model: torch.nn.Module    # as prepared by accelerate (wrapped when distributed)
     peft_model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -96,8 +96,8 @@ def setup(cfg: RunConfig, run: Path, state: dict | None, overwrite: bool) -> tup
         strategy.check_resumable(accelerator, run)
     base_dir = model_dir(cfg.base)  # fail early, before any data work, if the base is missing
     splits = task.prepare(cfg.data)
-    meta = task.meta(splits)
-    fingerprint = _fingerprint(splits.train)
+    meta = task.meta(splits, cfg.data)
+    fingerprint = splits.train.fingerprint()
     if state is not None and state["extra"]["train_fingerprint"] != fingerprint:
         raise LorakitError(f"{run}: the training data changed since the checkpoint was written",
                            "restore the data, or start a new run")
@@ -122,6 +122,9 @@ def setup(cfg: RunConfig, run: Path, state: dict | None, overwrite: bool) -> tup
         progress.note(f"warning: {warning}")
     torch.manual_seed(tc.seed)  # head and adapter initialisation: identical on every process
     model, tokenizer = task.load_model(base_dir, meta)
+    meta = task.tokenizer_meta(meta, tokenizer)
+    for warning in task.base_warnings(model, tokenizer, meta) if main else ():
+        progress.note(f"warning: {warning}")
     _check_length(cfg, model, tokenizer)
     model = add_adapter(model, cfg.lora, task.peft_task_type, task.target_presets, total_steps)
     if accelerator.device.type == "cpu":
@@ -135,10 +138,10 @@ def setup(cfg: RunConfig, run: Path, state: dict | None, overwrite: bool) -> tup
     torch.manual_seed(tc.seed + rank)  # dropout: its own stream per process
 
     # Tokenise once; each batch is padded to its own longest text (rounded up: see padded_width).
-    train = task.encode(tokenizer, splits.train, meta, cfg.data.max_length)
-    val = task.encode(tokenizer, splits.val, meta, cfg.data.max_length)
-    vocabulary = vocabulary_fit(tokenizer, splits.train.texts)
-    if main and (warning := fit_warning(vocabulary, cfg.base)):
+    train = task.encode(tokenizer, splits.train, meta, cfg.data)
+    val = task.encode(tokenizer, splits.val, meta, cfg.data)
+    vocabulary = vocabulary_fit(tokenizer, splits.train.texts) if task.vocabulary_check else {}
+    if main and vocabulary and (warning := fit_warning(vocabulary, cfg.base)):
         vocabulary["warning"] = warning
         progress.note(f"warning: {warning}")
 
@@ -163,7 +166,7 @@ def setup(cfg: RunConfig, run: Path, state: dict | None, overwrite: bool) -> tup
         scheduler.load_state_dict(state["scheduler"])
         checkpoint.restore_rng(state["rng"], rank, world, reseed=tc.seed + world * position.step)
     s = Setup(cfg, run, task, accelerator, precision, splits, meta, fingerprint, train, val, train.lengths,
-              tokenizer.pad_token_id, micro, max_tokens, total_steps, vocabulary, model,
+              tokenizer.pad_token_id, micro, max_tokens, total_steps, vocabulary, tokenizer, model,
               accelerator.unwrap_model(model), optimizer, scheduler, trainable, total, base_dir)
     return s, position
 
@@ -187,13 +190,6 @@ def _check_length(cfg: RunConfig, model, tokenizer) -> None:
         raise ConfigError(f"data.max_length={cfg.data.max_length} pads batches to {padded_width(cfg.data.max_length)} "
                           f"tokens, more than {cfg.base} can read ({limit})",
                           f"set data.max_length to {next(n for n in range(limit, 0, -1) if padded_width(n) <= limit)} or less")
-
-
-def _fingerprint(table) -> str:
-    h = hashlib.sha256()
-    for t, y in zip(table.texts, table.labels):
-        h.update(t.encode("utf-8", "surrogatepass") + b"\0" + y.encode() + b"\1")
-    return h.hexdigest()
 
 
 def train_precision(precision: str) -> str:

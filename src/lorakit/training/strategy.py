@@ -118,7 +118,16 @@ def full_weights(accelerator, model) -> dict[str, torch.Tensor]:
 
         # ZeRO's fp32 master weights, assembled from every partition.
         return {n: safe_get_full_fp32_param(p).cpu() for n, p in _trainable(accelerator.unwrap_model(model))}
-    return get_model_state_dict(model, options=_options(accelerator, ignore_frozen_params=True))
+    weights = get_model_state_dict(model, options=_options(accelerator, ignore_frozen_params=True))
+    # A tied output layer (lm_head = the frozen input embeddings) is not a parameter of its own, so
+    # torch does not see it as frozen: keep the trainable weights only.
+    trainable = {_plain_name(n) for n, _ in _trainable(accelerator.unwrap_model(model))}
+    return {k: v for k, v in weights.items() if k in trainable}
+
+
+def _plain_name(name: str) -> str:
+    """A parameter's name without FSDP1's and activation checkpointing's wrapper modules."""
+    return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
 
 
 def full_optimizer_state(accelerator, model, optimizer) -> dict:

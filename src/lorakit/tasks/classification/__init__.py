@@ -25,17 +25,17 @@ class Classification(Task):
     def prepare(self, data):
         return prepare(data)
 
-    def meta(self, splits) -> dict:
+    def meta(self, splits, data) -> dict:
         return {"labels": splits.label_names}
 
-    def encode(self, tokenizer, table, meta, max_length) -> Encoded:
-        seqs = tokenizer(table.texts, truncation=True, max_length=max_length)["input_ids"]
+    def encode(self, tokenizer, table, meta, data) -> Encoded:
+        seqs = tokenizer(table.texts, truncation=True, max_length=data.max_length)["input_ids"]
         return Encoded(seqs, label_ids(table, meta["labels"]))
 
     def load_model(self, base_dir, meta):
         return classifier.load_classifier(base_dir, meta["labels"])
 
-    def inputs(self, enc, idx, pad_id):
+    def inputs(self, enc, idx, pad_id, meta):
         import torch
 
         from lorakit.data.batching import collate
