@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from lorakit.data.rows import Rows, read_rows, write_rows
+from lorakit.data import write_split
+from lorakit.data.rows import Rows, read_rows
 from lorakit.data.rows_files import read_generation_file
 from lorakit.errors import ConfigError, DataError
 from lorakit.tasks.causal_lm.data import CausalLMData, load_rows, prepare
@@ -236,7 +237,7 @@ def test_records_fingerprint_and_round_trip(tmp_path):
                  {"messages": chat(("user", "日本"), ("assistant", "Japan"))}, {"text": "plain"}],
                 "x", [1, 2, 3], ["a", "b", "c"])
     assert rows.texts == ["Traduis : « été »\nsummer", "日本\nJapan", "plain"]
-    write_rows(rows, tmp_path / "val.jsonl")
+    write_split(rows, tmp_path / "val.jsonl")
     raw = (tmp_path / "val.jsonl").read_text(encoding="utf-8")
     assert "« été »" in raw and "日本" in raw  # not \u-escaped
     back = read_rows(tmp_path / "val.jsonl")

@@ -52,15 +52,8 @@ def _row_text(row: dict) -> str:
     return row["prompt"] + "\n" + row["completion"]
 
 
-def write_rows(rows: Rows, path: Path) -> None:
-    """JSON lines, one row each, non-ASCII text kept as it is."""
-    with open(path, "w", encoding="utf-8") as f:
-        for record in rows.records():
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
 def read_rows(path: Path) -> Rows:
-    """Rows written by ``write_rows`` (a run's saved splits)."""
+    """Rows written by ``lorakit.data.write_split`` (a run's saved splits)."""
     rows, lines = [], []
     with open(path, encoding="utf-8") as f:
         for n, raw in enumerate(f, 1):

@@ -101,9 +101,6 @@ def serve(base: str | None, adapters: list[str], host: str = "127.0.0.1", port: 
         sock.close()
 
 
-__all__ = ["build_engine", "listen", "parse_adapter", "serve"]
-
-
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a record comes (a notebook's, a redirected one)."""
 
@@ -126,3 +123,6 @@ def show_server_warnings() -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
+
+
+__all__ = ["build_engine", "listen", "parse_adapter", "serve", "show_server_warnings"]
