@@ -2,6 +2,7 @@
 learns to stop, the adapter loads in plain PEFT, merging gives the same greedy text, resume
 continues exactly, bad rows are named."""
 
+import io
 import json
 import shutil
 
@@ -207,6 +208,37 @@ def test_generate_streams_one_prompt_and_writes_json_lines_for_a_file(lm_run, tm
     assert [x["output"] for x in lines] == ["un", "quatre"]
     assert [x["prompt"] for x in lines] == ["translate : one", "translate : four"]
     assert all(x["finish_reason"] == "stop" for x in lines)
+
+
+def test_chat_answers_each_message_and_starts_over_on_reset(lm_run):
+    run, _ = lm_run
+    r = lorakit("generate", run, "--chat", "--max-new-tokens", "6",
+                stdin="translate : one\n/reset\ntranslate : four\n/reset\ntranslate : seven\n\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.replace("> ", "").split() == ["un", "quatre", "sept"]
+
+
+def test_chat_sends_the_whole_conversation_each_turn(monkeypatch, capsys):
+    from lorakit.cli.generate import _chat
+
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def stream(self, messages, sampling):
+            self.seen.append([dict(m) for m in messages])
+            yield f"reply {len(self.seen)}"
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("hi\nand then?\n/reset\nagain\n\n"))
+    g = Recorder()
+    _chat(g, None)
+    assert g.seen == [
+        [{"role": "user", "content": "hi"}],
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "reply 1"},
+         {"role": "user", "content": "and then?"}],
+        [{"role": "user", "content": "again"}],
+    ]
+    assert capsys.readouterr().out.replace("> ", "").split() == ["reply", "1", "reply", "2", "reply", "3"]
 
 
 def test_eval_scores_the_adapter_against_the_base_and_writes_the_pages(lm_run, tmp_path):
