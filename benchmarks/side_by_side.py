@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, ROOT, write_result  # noqa: E402
+from common import RESULTS, ROOT, command, write_result  # noqa: E402
 
 # benchmark -> (arguments, the ratios it prints that the comparison reads)
 BENCHES = {
@@ -37,8 +37,24 @@ def run(tree: Path, bench: str, work: Path) -> dict:
                          capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"{bench} in {tree.name} failed:\n{out.stderr[-3000:]}")
-    # the summary is the last JSON line a benchmark prints (older scripts print a "written:" line after it)
-    return json.loads(next(line for line in reversed(out.stdout.splitlines()) if line.startswith("{")))
+    try:
+        return last_json(out.stdout)
+    except ValueError:  # a script that prints only a line of figures: its result file has them
+        return json.loads((tree / "benchmarks" / "results" / f"{bench}.json").read_text())
+
+
+def last_json(stdout: str) -> dict:
+    """The summary: the last JSON object a benchmark prints, on one line or indented over several (some
+    scripts print a "written:" line after it)."""
+    lines = stdout.splitlines()
+    decoder = json.JSONDecoder()
+    for i in reversed(range(len(lines))):
+        if lines[i].startswith("{"):
+            try:
+                return decoder.raw_decode("\n".join(lines[i:]))[0]
+            except json.JSONDecodeError:
+                continue  # an inner line of an indented object
+    raise ValueError("no JSON object in the benchmark's output")
 
 
 def commit(tree: Path) -> str:
@@ -66,7 +82,7 @@ def main() -> None:
     earlier = RESULTS / "side_by_side.json"
     benchmarks = json.loads(earlier.read_text()).get("benchmarks", {}) if a.only and earlier.exists() else {}
     for bench, sides in runs.items():
-        benchmarks[bench] = {"commits": commits, "rounds": a.rounds, "command": " ".join(["python", *sys.argv])}
+        benchmarks[bench] = {"commits": commits, "rounds": a.rounds, "command": command()}
         for key in BENCHES[bench][1]:
             before = statistics.mean(x[key] for x in sides["before"])
             after = statistics.mean(x[key] for x in sides["after"])
