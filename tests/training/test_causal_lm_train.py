@@ -173,7 +173,7 @@ def test_a_stopped_run_resumes_to_the_same_adapter(tmp_path, llama, monkeypatch)
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
 
 
-def test_bad_rows_are_named_or_skipped_and_counted(tmp_path, llama):
+def test_bad_rows_are_named_or_skipped_and_counted(tmp_path, llama, run_cli):
     rows = pairs(200)
     rows[3]["completion"] = ""
     rows[9]["completion"] = "un " * 40  # leaves no room within data.max_length
@@ -181,28 +181,28 @@ def test_bad_rows_are_named_or_skipped_and_counted(tmp_path, llama):
     args = [f"{k}={v}" for k, v in lm_overrides(tmp_path / "runs", data, llama, **{"train.epochs": 1}).items()]
     recipe = tmp_path / "r.yaml"
     recipe.write_text("{}\n")
-    r = lorakit("train", recipe, *args, "--quiet")
+    r = run_cli("train", recipe, *args, "--quiet")
     assert_user_error(r, "line 4")
-    r = lorakit("train", recipe, *args, "data.on_bad_rows=skip", "--quiet", "--overwrite")
+    r = run_cli("train", recipe, *args, "data.on_bad_rows=skip", "--quiet", "--overwrite")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "runs" / "lm" / "metrics.json").read_text())
     assert m["examples"]["skipped_bad_rows"] == 2
 
 
-def test_commands_refuse_runs_of_the_other_task(lm_run, tiny_run):
+def test_commands_refuse_runs_of_the_other_task(lm_run, tiny_run, run_cli):
     run, _ = lm_run
-    assert_user_error(lorakit("predict", run, "some text"), "does not fit a causal-lm run")
-    assert_user_error(lorakit("generate", tiny_run, "some text"), "does not fit a classification run")
+    assert_user_error(lorakit("predict", run, "some text"), "does not fit a causal-lm run")  # the real entry point
+    assert_user_error(run_cli("generate", tiny_run, "some text"), "does not fit a classification run")
 
 
-def test_generate_streams_one_prompt_and_writes_json_lines_for_a_file(lm_run, tmp_path):
+def test_generate_streams_one_prompt_and_writes_json_lines_for_a_file(lm_run, tmp_path, run_cli):
     run, _ = lm_run
-    r = lorakit("generate", run, "translate : five", "--max-new-tokens", "8")
+    r = run_cli("generate", run, "translate : five", "--max-new-tokens", "8")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "cinq\n"
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("translate : one\ntranslate : four\n")
-    r = lorakit("generate", run, "--file", prompts, "--max-new-tokens", "8")
+    r = run_cli("generate", run, "--file", prompts, "--max-new-tokens", "8")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["output"] for x in lines] == ["un", "quatre"]
@@ -210,10 +210,10 @@ def test_generate_streams_one_prompt_and_writes_json_lines_for_a_file(lm_run, tm
     assert all(x["finish_reason"] == "stop" for x in lines)
 
 
-def test_chat_answers_each_message_and_starts_over_on_reset(lm_run):
+def test_chat_answers_each_message_and_starts_over_on_reset(lm_run, run_cli, monkeypatch):
     run, _ = lm_run
-    r = lorakit("generate", run, "--chat", "--max-new-tokens", "6",
-                stdin="translate : one\n/reset\ntranslate : four\n/reset\ntranslate : seven\n\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("translate : one\n/reset\ntranslate : four\n/reset\ntranslate : seven\n\n"))
+    r = run_cli("generate", run, "--chat", "--max-new-tokens", "6")
     assert r.returncode == 0, r.stderr
     assert r.stdout.replace("> ", "").split() == ["un", "quatre", "sept"]
 
@@ -241,11 +241,11 @@ def test_chat_sends_the_whole_conversation_each_turn(monkeypatch, capsys):
     assert capsys.readouterr().out.replace("> ", "").split() == ["reply", "1", "reply", "2", "reply", "3"]
 
 
-def test_eval_scores_the_adapter_against_the_base_and_writes_the_pages(lm_run, tmp_path):
+def test_eval_scores_the_adapter_against_the_base_and_writes_the_pages(lm_run, tmp_path, run_cli):
     run, _ = lm_run
     copy = tmp_path / "lm"
     shutil.copytree(run, copy)
-    r = lorakit("eval", copy, "--baselines", "--json")
+    r = run_cli("eval", copy, "--baselines", "--json")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     systems = result["systems"]
