@@ -98,6 +98,14 @@ def test_input_order_kept_with_very_different_lengths(llama):
     assert [o.tokens for o in outputs] == [greedy_reference(model, p, 6) for p in prompts]
 
 
+def test_progress_is_told_each_batch_as_it_is_done(llama):
+    model, tok = llama
+    done = []
+    outputs = Generator(model, tok, batch_size=3).generate(prompts_of([4, 9, 2, 7, 5, 3, 8]), Sampling(max_new_tokens=2),
+                                                            progress=done.append)
+    assert done == [3, 3, 1] and len(outputs) == 7
+
+
 def test_base_without_pad_token_pads_with_eos_and_leaves_the_tokenizer_alone(llama):
     model, tok = llama
     assert tok.pad_token_id is None

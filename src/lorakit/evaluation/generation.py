@@ -32,12 +32,17 @@ def evaluate_generation(run: Path, path: Path, split: str, batch_size: int = 8, 
     references = [reference(r) for r in rows.rows]
     sampling = Sampling(max_new_tokens=max_new_tokens or _answer_room(generator.tokenizer, references))
 
-    outputs = {ADAPTER: [o.text for o in generator.generate(rows.rows, sampling)]}
-    perplexity = {ADAPTER: _perplexity(generator, rows.rows)}
-    if with_baselines:
-        with generator.base_only():
-            outputs[BASE] = [o.text for o in generator.generate(rows.rows, sampling)]
-            perplexity[BASE] = _perplexity(generator, rows.rows)
+    with _bar() as bar:
+        def written(system: str) -> list[str]:
+            task = bar.add_task(f"generating: {system}", total=len(rows))
+            return [o.text for o in generator.generate(rows.rows, sampling, progress=lambda n: bar.advance(task, n))]
+
+        outputs = {ADAPTER: written(ADAPTER)}
+        perplexity = {ADAPTER: _perplexity(generator, rows.rows)}
+        if with_baselines:
+            with generator.base_only():
+                outputs[BASE] = written(BASE)
+                perplexity[BASE] = _perplexity(generator, rows.rows)
         baseline = task_baseline(kind)
         if baseline is not None and all(r.get("source") for r in rows.rows):
             name, fn = baseline
@@ -57,6 +62,16 @@ def evaluate_generation(run: Path, path: Path, split: str, batch_size: int = 8, 
             f.write(json.dumps(e, ensure_ascii=False) + "\n")
     (run / f"eval_{split}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     return result
+
+
+def _bar():
+    """Prompts answered so far, on stderr when it is a terminal (a long wait otherwise silent)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=True, disable=not console.is_terminal)
 
 
 def _answer_room(tokenizer, references: list[str]) -> int:

@@ -51,12 +51,14 @@ class TextGenerator:
         room = max(self.max_length - sampling.max_new_tokens, self.max_length // 2)
         return template.prompt_ids(self.tokenizer, row, self.chat, room)
 
-    def generate(self, prompts: Prompt | list[Prompt], sampling: Sampling | None = None, **options) -> list[Output]:
-        """One output per prompt, in input order; ``options`` are Sampling's fields (max_new_tokens, ...)."""
+    def generate(self, prompts: Prompt | list[Prompt], sampling: Sampling | None = None, progress=None,
+                 **options) -> list[Output]:
+        """One output per prompt, in input order; ``options`` are Sampling's fields (max_new_tokens, ...);
+        ``progress(n)`` is called as each batch of n prompts is done."""
         sampling = sampling or Sampling(**options)
         sampling.check()
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        return self.generator.generate([self.prompt_ids(p, sampling) for p in prompts], sampling)
+        return self.generator.generate([self.prompt_ids(p, sampling) for p in prompts], sampling, progress=progress)
 
     def stream(self, prompt: Prompt, sampling: Sampling | None = None, **options) -> Iterator[str]:
         sampling = sampling or Sampling(**options)

@@ -107,9 +107,10 @@ class Generator:
         self.limit = readable_length(model, tokenizer)
 
     def generate(self, prompts: list[list[int]], sampling: Sampling,
-                 adapter_names: list[str] | None = None) -> list[Output]:
+                 adapter_names: list[str] | None = None, progress=None) -> list[Output]:
         """One Output per prompt, in input order. ``adapter_names``: one PEFT adapter name per prompt
-        (``BASE`` for the base model), all run in the same batches."""
+        (``BASE`` for the base model), all run in the same batches. ``progress(n)`` is called as each
+        batch of n prompts is done."""
         sampling.check()
         self._check(prompts, adapter_names)
         seeds = _seeds(sampling, len(prompts))
@@ -122,6 +123,8 @@ class Generator:
                                  [adapter_names[i] for i in idx] if adapter_names is not None else None)
                 for i, row in zip(idx, rows):
                     out[i] = row
+                if progress is not None:
+                    progress(len(idx))
         return out
 
     def stream(self, prompt: list[int], sampling: Sampling, adapter_name: str | None = None) -> Iterator[str]:
