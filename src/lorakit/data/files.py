@@ -34,13 +34,14 @@ def _jsonl_rows(path: Path):
             yield n, row if isinstance(row, dict) else None
 
 
-def _parquet_rows(path: Path, columns: list[str]):
+def _parquet_rows(path: Path, columns: list[str] | None):
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several types for a broken file
         raise DataError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
+    columns = table.column_names if columns is None else columns
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise DataError(f"{path}: no column {missing[0]!r}", f"columns are: {', '.join(table.column_names)}")
@@ -49,25 +50,16 @@ def _parquet_rows(path: Path, columns: list[str]):
         yield n, dict(zip(columns, values))
 
 
-def _parquet_columns(path: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_schema(path).names
-    except Exception as e:  # pyarrow raises several types for a broken file
-        raise DataError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
-
-
-def file_rows(path: Path):
+def file_rows(path: Path, parquet_columns: list[str] | None = None):
     """(line number, row dict or None for an unreadable row) of every row of a .csv, .jsonl/.json or .parquet
-    file, with all its columns."""
+    file (a parquet file's ``parquet_columns`` only, when given: it stores them apart)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _csv_rows(path)
     if suffix in (".jsonl", ".json"):
         return _jsonl_rows(path)
     if suffix == ".parquet":
-        return _parquet_rows(path, _parquet_columns(path))
+        return _parquet_rows(path, parquet_columns)
     raise DataError(f"{path}: unsupported file type {suffix!r}", f"use one of {', '.join(SUFFIXES)}")
 
 
@@ -77,14 +69,7 @@ def read_file(path: Path, text_column: str, label_column: str,
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        rows = _csv_rows(path)
-    elif suffix in (".jsonl", ".json"):
-        rows = _jsonl_rows(path)
-    elif suffix == ".parquet":
-        rows = _parquet_rows(path, [text_column, label_column])
-    else:
-        raise DataError(f"{path}: unsupported file type {suffix!r}", f"use one of {', '.join(SUFFIXES)}")
+    rows = file_rows(path, [text_column, label_column])
 
     allowed = set(labels) if labels else None
     texts, out_labels, lines, bad = [], [], [], []
