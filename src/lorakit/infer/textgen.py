@@ -48,7 +48,7 @@ class TextGenerator:
         """Token ids of a prompt, a conversation, or a data row, cut to leave room for the answer."""
         row = prompt if isinstance(prompt, dict) else (
             {"messages": prompt} if isinstance(prompt, list) else {"prompt": prompt})
-        room = max(self.max_length - sampling.max_new_tokens, self.max_length // 2)
+        room = template.prompt_room(self.max_length, sampling.max_new_tokens)
         return template.prompt_ids(self.tokenizer, row, self.chat, room)
 
     def generate(self, prompts: Prompt | list[Prompt], sampling: Sampling | None = None, progress=None,

@@ -35,7 +35,7 @@ class CausalLM(Task):
 
     def meta(self, splits, data) -> dict:
         return {"dataset": data.dataset, "template": data.template, "train_on_prompt": data.train_on_prompt,
-                "packing": data.packing}
+                "packing": data.packing, "max_length": data.max_length}
 
     def tokenizer_meta(self, meta, tokenizer) -> dict:
         return {**meta, "chat": template.uses_chat(tokenizer, meta["template"])}
@@ -91,7 +91,8 @@ class CausalLM(Task):
         from lorakit.model.generate import Generator, Sampling
 
         rows = [r for r in table.rows if "text" not in r][:SAMPLES]
-        prompts = [template.prompt_ids(tokenizer, r, meta["chat"], 1024) for r in rows]
+        room = template.prompt_room(meta["max_length"], SAMPLE_TOKENS)  # prompts cut as in training
+        prompts = [template.prompt_ids(tokenizer, r, meta["chat"], room) for r in rows]
         outputs = Generator(model, tokenizer, device).generate(prompts, Sampling(max_new_tokens=SAMPLE_TOKENS))
         return [{"prompt": shown_prompt(r), "reference": reference(r), "output": o.text} for r, o in zip(rows, outputs)]
 

@@ -156,6 +156,11 @@ def _shortened(tokenizer, row: dict, excess: int) -> dict:
     return {**row, "prompt": row["prompt"].replace(text, cut, 1), **({"source": cut} if in_source else {})}
 
 
+def prompt_room(max_length: int, new_tokens: int) -> int:
+    """Tokens a prompt may keep so that ``new_tokens`` fit after it within ``max_length`` (at least half of it)."""
+    return max(max_length - new_tokens, max_length // 2)
+
+
 def prompt_ids(tokenizer, row: dict, chat: bool, max_prompt: int) -> list[int]:
     """The tokens a model continues from to answer ``row`` (its prompt, or a conversation ending in a
     user turn), at most ``max_prompt`` of them (the source text is cut as in training)."""
